@@ -1,0 +1,1 @@
+"""The nightly batch scanner: sources, SAFE reading, mosaics, tiling, inference, outputs, orchestration."""

@@ -1,0 +1,25 @@
+"""The Grahn & Bianchi (2022) polar-low classifier: model, data, training, evaluation, explanations.
+
+Heavy modules (TensorFlow/Keras) are imported lazily so that ``import training`` stays cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "build_model": "training.model",
+    "GRADCAM_LAYER": "training.model",
+    "VARIANTS": "training.model",
+    "load_model": "training.io",
+    "gradcam": "training.explain",
+    "integrated_gradients": "training.explain",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'training' has no attribute {name!r}")

@@ -1,0 +1,29 @@
+"""Errors that reach the user: one line naming the problem and the fix, and an exit code.
+
+Every module raises these (never ``SystemExit``); only ``cli.py`` turns them into exit codes.
+"""
+
+from __future__ import annotations
+
+
+class PolarScanError(Exception):
+    """Base class. ``str(err)`` is the one-line message shown to the user."""
+
+    exit_code = 1
+
+    def __init__(self, problem: str, fix: str | None = None) -> None:
+        self.problem = problem
+        self.fix = fix
+        super().__init__(f"{problem} — {fix}" if fix else problem)
+
+
+class UsageError(PolarScanError):
+    """Bad arguments, configuration or input files: the user must change something (exit 2)."""
+
+    exit_code = 2
+
+
+class ProcessingError(PolarScanError):
+    """A runtime failure (network, a corrupt product mid-run, a worker crash): exit 1."""
+
+    exit_code = 1
