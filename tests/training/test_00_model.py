@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from training.model import GRADCAM_LAYER, N_PARAMS, N_TRAINABLE, VARIANTS, build_model, model_geometry
+from training.model import (
+    GRADCAM_LAYER,
+    N_PARAMS,
+    N_TRAINABLE,
+    VARIANTS,
+    build_model,
+    model_geometry,
+)
 
 
 @pytest.mark.parametrize("name", sorted(VARIANTS))
