@@ -48,7 +48,7 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from training.errors import PolarScanError
+    from common.errors import PolarScanError
 
     parser = build_parser()
     args = parser.parse_args(argv)

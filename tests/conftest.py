@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,8 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parent / "data"
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))  # `import tests.support.…` and the top-level packages
 
 
 @pytest.fixture(scope="session")

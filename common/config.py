@@ -8,7 +8,7 @@ from typing import TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from training.errors import UsageError
+from common.errors import UsageError
 
 
 class StrictModel(BaseModel):
