@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "commands.explain",
     "commands.mosaic",
     "commands.sources",
+    "commands.catalog",
     "commands.scan",
 )
 
@@ -30,7 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="polarscan",
         description="Find polar lows in Sentinel-1 EW SAR images (Grahn & Bianchi 2022 classifier).",
     )
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging; tracebacks on errors")
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more logging; tracebacks on errors"
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
@@ -40,10 +43,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _setup_logging(verbose: int, quiet: bool) -> None:
     level = logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S"
+    )
     if verbose < 2:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-        for noisy in ("tensorflow", "absl", "distributed", "urllib3", "rasterio", "fiona", "pyogrio", "matplotlib", "h5py"):
+        for noisy in (
+            "tensorflow",
+            "absl",
+            "distributed",
+            "urllib3",
+            "rasterio",
+            "fiona",
+            "pyogrio",
+            "matplotlib",
+            "h5py",
+        ):
             logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
 
 
@@ -66,7 +81,10 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as err:  # noqa: BLE001 - the last line of defence, shown as one line
         if args.verbose:
             raise
-        print(f"internal error: {type(err).__name__}: {err} (rerun with -v for the traceback)", file=sys.stderr)
+        print(
+            f"internal error: {type(err).__name__}: {err} (rerun with -v for the traceback)",
+            file=sys.stderr,
+        )
         return 1
 
 

@@ -49,13 +49,19 @@ def load_config(cls: type[M], path: str | Path | None, overrides: dict | None = 
     if path is not None:
         p = Path(path)
         if not p.is_file():
-            raise UsageError(f"config file not found: {p}", "pass an existing YAML file with --config")
+            raise UsageError(
+                f"config file not found: {p}", "pass an existing YAML file with --config"
+            )
         try:
             loaded = yaml.safe_load(p.read_text()) or {}
         except yaml.YAMLError as err:
-            raise UsageError(f"config file {p} is not valid YAML ({err})", "fix the YAML syntax") from None
+            raise UsageError(
+                f"config file {p} is not valid YAML ({err})", "fix the YAML syntax"
+            ) from None
         if not isinstance(loaded, dict):
-            raise UsageError(f"config file {p} must hold a mapping of keys", "write 'key: value' lines")
+            raise UsageError(
+                f"config file {p} must hold a mapping of keys", "write 'key: value' lines"
+            )
         data = loaded
     if overrides:
         data = _merge(data, {k: v for k, v in overrides.items() if v is not None})

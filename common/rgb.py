@@ -41,7 +41,9 @@ def to_db(sigma0: np.ndarray, floor_db: float = -40.0) -> np.ndarray:
     """10·log10(max(sigma0, floor)) in float32; NaN stays NaN."""
     floor = np.float32(10.0 ** (floor_db / 10.0))
     with np.errstate(invalid="ignore"):
-        return (10.0 * np.log10(np.maximum(np.asarray(sigma0, dtype=np.float32), floor))).astype(np.float32)
+        return (10.0 * np.log10(np.maximum(np.asarray(sigma0, dtype=np.float32), floor))).astype(
+            np.float32
+        )
 
 
 def stretch(db: np.ndarray, window: tuple[float, float]) -> np.ndarray:

@@ -48,13 +48,17 @@ def build_augmentation(seed: int | None = None):
             layers.RandomTranslation(0.1, 0.1, fill_mode="constant", seed=seed),
             layers.RandomFlip("horizontal_and_vertical", seed=seed),
             layers.RandomRotation(0.4, fill_mode="constant", seed=seed),
-            layers.RandomZoom(height_factor=(-0.15, 0.15), width_factor=None, fill_mode="constant", seed=seed),
+            layers.RandomZoom(
+                height_factor=(-0.15, 0.15), width_factor=None, fill_mode="constant", seed=seed
+            ),
         ],
         name="augmentation",
     )
 
 
-def build_model(input_size: int = 800, crop: int = 512, *, augment: bool = True, seed: int | None = None):
+def build_model(
+    input_size: int = 800, crop: int = 512, *, augment: bool = True, seed: int | None = None
+):
     """Return the (uncompiled) mini-Xception for ``input_size`` inputs and a ``crop`` centre crop.
 
     ``augment=False`` leaves the random layers out entirely (inference-only graphs); the
@@ -85,7 +89,9 @@ def build_model(input_size: int = 800, crop: int = 512, *, augment: bool = True,
             x = layers.BatchNormalization(name=f"block{i}_bn{j}")(x)
             x = layers.Activation("relu", name=f"block{i}_relu{j}")(x)
         x = layers.MaxPooling2D(3, strides=2, padding="same", name=f"block{i}_pool")(x)
-        shortcut = layers.Conv2D(filters, 1, strides=2, padding="same", name=f"block{i}_shortcut")(previous)
+        shortcut = layers.Conv2D(filters, 1, strides=2, padding="same", name=f"block{i}_shortcut")(
+            previous
+        )
         x = layers.Add(name=f"block{i}_add")([x, shortcut])
         previous = x
 

@@ -1,0 +1,66 @@
+"""Cloud-Optimized GeoTIFF writing: tiled, compressed, with overviews, written atomically."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from common.atomic import atomic_path
+
+
+def write_cog(
+    path: str | Path,
+    data: np.ndarray,
+    *,
+    transform,
+    crs,
+    nodata: float | int | None = None,
+    tags: Mapping[str, str] | None = None,
+    band_names: list[str] | None = None,
+    compress: str = "DEFLATE",
+    resampling: str = "AVERAGE",
+    colorinterp: list[str] | None = None,
+) -> Path:
+    """Write ``data`` (bands, H, W) or (H, W) as a COG at ``path`` (temp name, then rename).
+
+    ``resampling`` is the overview resampling (``NEAREST`` for classes, ``AVERAGE`` otherwise).
+    """
+    import rasterio
+    from rasterio.enums import ColorInterp
+    from rasterio.io import MemoryFile
+
+    arr = data[np.newaxis] if data.ndim == 2 else data
+    count, height, width = arr.shape
+    profile = dict(
+        driver="GTiff",
+        height=height,
+        width=width,
+        count=count,
+        dtype=arr.dtype,
+        crs=crs,
+        transform=transform,
+        nodata=nodata,
+    )
+    path = Path(path)
+    with MemoryFile() as mem, mem.open(**profile) as src:
+        src.write(arr)
+        if tags:
+            src.update_tags(**{k: str(v) for k, v in tags.items()})
+        if band_names:
+            for i, name in enumerate(band_names, start=1):
+                src.set_band_description(i, name)
+        if colorinterp:
+            src.colorinterp = [ColorInterp[c] for c in colorinterp]
+        with atomic_path(path) as tmp:
+            rasterio.shutil.copy(
+                src,
+                tmp,
+                driver="COG",
+                compress=compress,
+                overview_resampling=resampling,
+                blocksize=512,
+                BIGTIFF="IF_SAFER",
+            )
+    return path
