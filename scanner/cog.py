@@ -27,7 +27,7 @@ def write_cog(
 
     ``resampling`` is the overview resampling (``NEAREST`` for classes, ``AVERAGE`` otherwise).
     """
-    import rasterio
+    import rasterio.shutil
     from rasterio.enums import ColorInterp
     from rasterio.io import MemoryFile
 
