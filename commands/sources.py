@@ -1,9 +1,192 @@
-"""CLI commands: sources (placeholder until its issue lands)."""
+"""CLI commands ``search`` (what would be processed, no download) and ``download`` (one product)."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+from datetime import UTC, datetime
+
+SEARCH_HELP = """\
+List the Sentinel-1 EW GRDM dual-pol (HH+HV) scenes over an area and a time window that a scan
+would process, without downloading anything. Searching CDSE needs no login.
+Examples:
+  polarscan search --bbox 10 68 60 82 --since 2022-11-30 --until 2022-12-01
+  polarscan search --aoi barents.geojson --published-after 2024-01-10T06:00 --json
+  polarscan search --bbox 60 75 110 85 --since 2022-11-01 --source local:/data/s1
+Exit 0: listed (also when nothing matched); 1: the provider failed; 2: bad arguments.
+"""
+
+DOWNLOAD_HELP = """\
+Download products by id or name into a folder, verified (size and checksum), resumable and
+atomic: a rerun finishes an interrupted download. CDSE needs a free account: set CDSE_USERNAME
+and CDSE_PASSWORD, or add 'machine identity.dataspace.copernicus.eu login USER password PASS'
+to ~/.netrc (chmod 600). ASF needs NASA Earthdata credentials (EARTHDATA_USERNAME/_PASSWORD or
+machine urs.earthdata.nasa.gov in ~/.netrc).
+Example:
+  polarscan download S1A_EW_GRDM_1SDH_20221130T014342_20221130T014446_046117_058549_BB15 --out data
+Exit 0: all downloaded; 1: a download failed; 2: bad arguments, unknown product or credentials.
+"""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this group's commands to the top-level parser."""
+    p = sub.add_parser(
+        "search",
+        help="list the scenes a scan would process (no download)",
+        description=SEARCH_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    area = p.add_mutually_exclusive_group(required=True)
+    area.add_argument(
+        "--bbox",
+        nargs=4,
+        type=float,
+        metavar=("W", "S", "E", "N"),
+        help="lon/lat box in degrees (W > E crosses 180°)",
+    )
+    area.add_argument("--aoi", metavar="FILE", help="area as a GeoJSON or GeoPackage polygon")
+    p.add_argument(
+        "--since", metavar="DATE", help="sensing from this UTC date (YYYY-MM-DD[THH:MM])"
+    )
+    p.add_argument("--until", metavar="DATE", help="sensing before this UTC date")
+    p.add_argument(
+        "--published-after",
+        metavar="DATE",
+        help="only scenes published after this UTC date/time (what is new since a run)",
+    )
+    _source_arg(p)
+    p.add_argument("--limit", type=int, metavar="N", help="list at most N scenes")
+    p.add_argument("--json", action="store_true", help="print a JSON list of scene records")
+    p.set_defaults(func=run_search)
+
+    d = sub.add_parser(
+        "download",
+        help="download products by id or name (verified, resumable)",
+        description=DOWNLOAD_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    d.add_argument("products", nargs="+", metavar="ID|NAME", help="product id (UUID) or name")
+    d.add_argument("--out", required=True, metavar="DIR", help="folder to download into")
+    d.add_argument(
+        "--retries", type=int, default=5, metavar="N", help="retries per product (default 5)"
+    )
+    _source_arg(d)
+    d.set_defaults(func=run_download)
+
+
+def _source_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--source",
+        default="cdse",
+        metavar="SOURCE",
+        help="cdse (default) | asf | dhus | local:PATH | demo",
+    )
+
+
+def parse_date(text: str | None, flag: str) -> datetime | None:
+    """``YYYY-MM-DD`` or ISO 8601 date-time; naive values are UTC."""
+    from common.errors import UsageError
+
+    if text is None:
+        return None
+    try:
+        dt = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(
+            f"{flag} {text!r} is not a date", f"give {flag} as YYYY-MM-DD or YYYY-MM-DDTHH:MM"
+        ) from None
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+def scene_record(scene) -> dict:
+    """A JSON-ready dict of a scene (footprint as WKT)."""
+    return {
+        "id": scene.id,
+        "name": scene.name,
+        "source": scene.source,
+        "start": scene.start.isoformat(),
+        "stop": scene.stop.isoformat(),
+        "published": scene.published.isoformat() if scene.published else None,
+        "size": scene.size,
+        "checksum": list(scene.checksum) if scene.checksum else None,
+        "url": scene.url,
+        "footprint": scene.footprint.wkt if scene.footprint is not None else None,
+        "attrs": {k: v for k, v in scene.attrs.items() if _jsonable(v)},
+    }
+
+
+def _jsonable(v: object) -> bool:
+    return v is None or isinstance(v, str | int | float | bool)
+
+
+def run_search(args: argparse.Namespace) -> int:
+    from common.errors import UsageError
+    from scanner.aoi import AOI
+    from scanner.sources import get_source
+
+    since = parse_date(args.since, "--since")
+    until = parse_date(args.until, "--until")
+    published = parse_date(args.published_after, "--published-after")
+    if since is None and published is None:
+        raise UsageError(
+            "a search needs a time", "give --since DATE (and --until DATE) or --published-after"
+        )
+    if since is not None and until is not None and since >= until:
+        raise UsageError(f"--since {args.since} is not before --until {args.until}",
+                         "give a start before the end")  # fmt: skip
+    if args.limit is not None and args.limit < 1:
+        raise UsageError(f"--limit {args.limit} is not positive", "give --limit 1 or more")
+    aoi = AOI.from_bbox(*args.bbox) if args.bbox else AOI.from_file(args.aoi)
+    source = get_source(args.source)
+    scenes = []
+    for scene in source.search(aoi, since, until, published_after=published):
+        scenes.append(scene)
+        if args.limit is not None and len(scenes) >= args.limit:
+            break
+    if args.json:
+        json.dump([scene_record(s) for s in scenes], sys.stdout, indent=2)
+        print()
+        return 0
+    for s in scenes:
+        size = f"{s.size / 1e6:7.0f} MB" if s.size else "      ? MB"
+        print(f"{s.start:%Y-%m-%d %H:%M:%S}  {s.name}  {size}  {s.id}")
+    total = sum(s.size or 0 for s in scenes)
+    print(f"{len(scenes)} scene(s) from {source.name}, {total / 1e9:.1f} GB", file=sys.stderr)
+    return 0
+
+
+def run_download(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from common.errors import PolarScanError, UsageError
+    from scanner.sources import get_source
+
+    if args.retries < 0:
+        raise UsageError(f"--retries {args.retries} is negative", "give --retries 0 or more")
+    source = get_source(args.source)
+    if hasattr(source, "retries"):
+        source.retries = args.retries
+    lookup = getattr(source, "product", None)
+    if lookup is None:
+        raise UsageError(
+            f"downloading by id or name is not supported for source {source.name!r}",
+            "use --source cdse, asf or local:PATH (or run a scan)",
+        )
+    source.check_credentials()  # before any work: a missing login says what to set
+    if hasattr(source, "progress"):
+        source.progress = sys.stderr.isatty()
+    scenes = [lookup(ident) for ident in args.products]  # unknown ids fail before downloading
+    out = Path(args.out)
+    failed = 0
+    for scene in scenes:
+        try:
+            path = source.download(scene, out)
+        except UsageError:
+            raise
+        except PolarScanError as err:
+            print(f"error: {scene.name}: {err}", file=sys.stderr)
+            failed += 1
+            continue
+        print(path)
+    return 1 if failed else 0

@@ -71,3 +71,8 @@ class Source(Protocol):
     def download(self, scene: Scene, dest_dir: Path) -> Path:
         """A verified local product (SAFE folder or zip) for ``scene`` under ``dest_dir``."""
         ...
+
+    def check_credentials(self) -> None:
+        """Raise :class:`~common.errors.UsageError` now (before any work) if downloads will
+        need credentials that are missing, naming the variables / ~/.netrc entry to set."""
+        ...

@@ -1,0 +1,194 @@
+"""The Alaska Satellite Facility (ASF) archive via ``asf_search`` (optional: ``polarscan[asf]``).
+
+A second source for the same scenes (ASF mirrors the whole Sentinel-1 archive). Search uses
+``asf_search`` (platform Sentinel-1, beam mode EW, processing level GRD_MD, polarisation HH+HV)
+once per AOI search polygon; downloads go through :func:`common.http.download` (resume, retries,
+MD5 check, atomic rename) with an ``asf_search.ASFSession`` logged in to NASA Earthdata, since
+ASF redirects downloads through Earthdata Login. Credentials: ``EARTHDATA_USERNAME`` /
+``EARTHDATA_PASSWORD`` or a ``~/.netrc`` line for ``urs.earthdata.nasa.gov``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from shapely.geometry import shape
+
+from common.errors import ProcessingError, UsageError
+from common.http import download as http_download
+from scanner.sources.auth import find_credentials, require_credentials
+from scanner.sources.base import Scene
+from scanner.sources.odata import base_name, is_wanted_name, parse_time
+
+if TYPE_CHECKING:
+    from scanner.aoi import AOI
+
+log = logging.getLogger(__name__)
+
+NETRC_MACHINE = "urs.earthdata.nasa.gov"
+USER_VAR, PASSWORD_VAR = "EARTHDATA_USERNAME", "EARTHDATA_PASSWORD"
+MAX_CONCURRENT = 4
+_SLOTS = threading.BoundedSemaphore(MAX_CONCURRENT)
+
+
+def import_asf_search() -> Any:
+    try:
+        import asf_search
+    except ImportError:
+        raise UsageError(
+            "the ASF source needs the optional package asf_search",
+            "pip install 'polarscan[asf]' (or pip install asf-search)",
+        ) from None
+    return asf_search
+
+
+def scene_from_asf(properties: dict, geometry: dict | None) -> Scene | None:
+    """A :class:`Scene` from an ASF result's ``properties`` and GeoJSON ``geometry``, or
+    ``None`` for anything that is not an EW GRDM dual-pol HH+HV product."""
+    raw = str(properties.get("sceneName") or properties.get("fileID") or "")
+    name = base_name(raw.removesuffix("-GRD_MD"))
+    if not is_wanted_name(name):
+        log.debug("skipping foreign ASF product %s", raw)
+        return None
+    try:
+        start = parse_time(str(properties.get("startTime") or ""))
+        stop = parse_time(str(properties.get("stopTime") or ""))
+        published = parse_time(str(properties["processingDate"])) if properties.get(
+            "processingDate"
+        ) else None  # fmt: skip
+    except ValueError:
+        log.warning("skipping ASF product %s: unreadable dates", raw)
+        return None
+    try:
+        geom = shape(geometry) if geometry and geometry.get("coordinates") else None
+    except (ValueError, TypeError, AttributeError):
+        geom = None
+    url = properties.get("url")
+    if start is None or stop is None or geom is None or geom.is_empty or not url:
+        log.warning("skipping ASF product %s: no dates, footprint or URL", raw)
+        return None
+    size = properties.get("bytes")
+    md5 = properties.get("md5sum")
+    attrs = {
+        k: properties.get(k)
+        for k in ("flightDirection", "pathNumber", "frameNumber", "orbit", "fileName")
+        if properties.get(k) is not None
+    }
+    return Scene(
+        id=str(properties.get("fileID") or raw),
+        name=name,
+        source="asf",
+        start=start,
+        stop=stop,
+        footprint=geom,
+        size=int(size) if isinstance(size, int | float) and size > 0 else None,
+        checksum=("MD5", str(md5).lower()) if md5 else None,
+        published=published,
+        url=str(url),
+        attrs=attrs,
+    )
+
+
+class ASFSource:
+    """Scenes from the ASF archive."""
+
+    name = "asf"
+
+    def __init__(self, *, retries: int = 5, backoff: float = 1.0, timeout: float = 60.0) -> None:
+        self.asf = import_asf_search()
+        self.retries, self.backoff, self.timeout = retries, backoff, timeout
+        self._session = None
+        self._lock = threading.Lock()
+
+    def has_credentials(self) -> bool:
+        return find_credentials(USER_VAR, PASSWORD_VAR, (NETRC_MACHINE,)) is not None
+
+    def check_credentials(self) -> None:
+        """Missing Earthdata credentials are a :class:`UsageError` naming what to set."""
+        require_credentials(USER_VAR, PASSWORD_VAR, (NETRC_MACHINE,), "NASA Earthdata (ASF)")
+
+    def session(self):
+        with self._lock:
+            if self._session is None:
+                creds = require_credentials(
+                    USER_VAR, PASSWORD_VAR, (NETRC_MACHINE,), "NASA Earthdata (ASF)"
+                )
+                try:
+                    self._session = self.asf.ASFSession().auth_with_creds(
+                        creds.username, creds.password
+                    )
+                except self.asf.ASFAuthenticationError:
+                    raise UsageError(
+                        f"NASA Earthdata refused the login of {creds.username!r} "
+                        f"(credentials from {creds.origin})",
+                        f"check {USER_VAR}/{PASSWORD_VAR} or the ~/.netrc entry "
+                        f"for {NETRC_MACHINE}",
+                    ) from None
+            return self._session
+
+    def search(
+        self,
+        aoi: AOI | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        *,
+        published_after: datetime | None = None,
+    ) -> Iterator[Scene]:
+        if start is None and published_after is None:
+            raise UsageError("an ASF search needs a start time", "give --since DATE")
+        asf = self.asf
+        polygons = aoi.search_polygons() if aoi is not None else [None]
+        found: dict[str, Scene] = {}
+        for poly in polygons:
+            opts: dict[str, Any] = {
+                "platform": asf.PLATFORM.SENTINEL1,
+                "beamMode": asf.BEAMMODE.EW,
+                "processingLevel": asf.PRODUCT_TYPE.GRD_MD,
+                "polarization": asf.POLARIZATION.HH_HV,
+            }
+            if poly is not None:
+                opts["intersectsWith"] = poly.wkt
+            if start is not None:
+                opts["start"] = start
+            if end is not None:
+                opts["end"] = end
+            if published_after is not None:
+                opts["processingDate"] = published_after
+            try:
+                results = asf.search(**opts)
+            except asf.ASFError as err:
+                raise ProcessingError(f"ASF search failed ({err})", "retry later") from None
+            for product in results:
+                scene = scene_from_asf(product.properties, product.geometry)
+                if scene is None or (aoi is not None and not aoi.intersects(scene.footprint)):
+                    continue
+                found.setdefault(scene.name, scene)
+        yield from sorted(found.values(), key=lambda s: (s.start, s.name))
+
+    def product(self, ident: str) -> Scene:
+        """The GRD_MD scene for a product name."""
+        name = base_name(ident.strip())
+        try:
+            results = self.asf.granule_search([name])
+        except self.asf.ASFError as err:
+            raise ProcessingError(f"ASF search failed ({err})", "retry later") from None
+        for product in results:
+            scene = scene_from_asf(product.properties, product.geometry)
+            if scene is not None and scene.name == name:
+                return scene
+        raise UsageError(f"ASF has no EW GRDM dual-pol product {ident!r}", "check the name")
+
+    def download(self, scene: Scene, dest_dir: Path) -> Path:
+        """The product zip under ``dest_dir``, verified against ASF's MD5."""
+        dest = Path(dest_dir) / str(scene.attrs.get("fileName") or f"{scene.name}.zip")
+        with _SLOTS:
+            return http_download(
+                str(scene.url), dest, session=self.session(), expected_size=scene.size,
+                checksum=scene.checksum, retries=self.retries, backoff=self.backoff,
+                timeout=self.timeout, desc=scene.name,
+            )  # fmt: skip
