@@ -1,9 +1,157 @@
-"""CLI commands: catalog (placeholder until its issue lands)."""
+"""CLI command ``catalog``: list and filter the scan record, re-queue or forget scenes, clear a
+stale lock. The record lives in ``<out>/record.sqlite``."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+from datetime import UTC, datetime
+
+HELP = """\
+List what the scan record of OUT (OUT/record.sqlite) knows: every scene found, its status
+(found / downloaded / processed / failed / skipped), attempts and last error. With an action,
+change it: --requeue-failed (retry failed scenes on the next scan, with fresh attempts),
+--requeue ID… (also a processed scene, e.g. after a model update), --forget ID… (drop scenes;
+the next search finds them again), --clear-lock (remove the lock a crashed scan left behind).
+Exit 0: done; 2: bad usage, unknown ids, no or unreadable record (nothing is changed).
+"""
+
+DEFAULT_OUT = "polarscan-output"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this group's commands to the top-level parser."""
+    p = sub.add_parser(
+        "catalog",
+        help="list/filter the scan record; re-queue failed scenes; clear a stale lock",
+        description=HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--out", default=DEFAULT_OUT, metavar="DIR", help=f"scan folder ({DEFAULT_OUT})")
+    p.add_argument(
+        "--status",
+        action="append",
+        metavar="STATUS",
+        help="only this status (repeatable): found, downloaded, processed, failed, skipped",
+    )
+    p.add_argument("--source", help="only scenes from this source (cdse, asf, local, …)")
+    p.add_argument(
+        "--since", metavar="DATE", help="only from this UTC date/time (YYYY-MM-DD[THH:MM])"
+    )
+    p.add_argument("--until", metavar="DATE", help="only before this UTC date/time")
+    p.add_argument(
+        "--time",
+        choices=("start", "published", "updated"),
+        default="start",
+        help="which time --since/--until filter and sort on: sensing start (default), "
+        "publication, or the record's last change",
+    )
+    p.add_argument("--limit", type=int, metavar="N", help="at most N scenes")
+    p.add_argument("--json", action="store_true", help="print a JSON list of scene records")
+    act = p.add_mutually_exclusive_group()
+    act.add_argument(
+        "--requeue-failed", action="store_true", help="make every failed scene pending again"
+    )
+    act.add_argument("--requeue", nargs="+", metavar="ID", help="make these scenes pending again")
+    act.add_argument(
+        "--forget", nargs="+", metavar="ID", help="delete these scenes from the record"
+    )
+    act.add_argument(
+        "--clear-lock", action="store_true", help="remove the scan lock left by a dead run"
+    )
+    act.add_argument("--runs", action="store_true", help="list recent scan runs instead of scenes")
+    p.set_defaults(func=run)
+
+
+def parse_date(text: str, flag: str) -> datetime:
+    """``YYYY-MM-DD`` or ISO 8601 date-time; naive values are UTC."""
+    from common.errors import UsageError
+
+    try:
+        dt = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(
+            f"{flag} {text!r} is not a date", f"give {flag} as YYYY-MM-DD or YYYY-MM-DDTHH:MM"
+        ) from None
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from common.errors import UsageError
+    from scanner.record import Record, record_path
+
+    out = Path(args.out)
+    path = record_path(out)
+    if not path.is_file():
+        raise UsageError(
+            f"no scan record at {path}",
+            "check --out (a scan writes <out>/record.sqlite on its first run)",
+        )
+    since = parse_date(args.since, "--since") if args.since else None
+    until = parse_date(args.until, "--until") if args.until else None
+    if args.limit is not None and args.limit < 1:
+        raise UsageError(f"--limit {args.limit} is not positive", "give --limit 1 or more")
+
+    with Record(path, create=False) as rec:
+        if args.clear_lock:
+            holder = rec.clear_lock()
+            print(
+                f"cleared the scan lock of {holder.describe()}" if holder else "no scan lock held"
+            )
+            return 0
+        if args.requeue_failed or args.requeue:
+            rows = (
+                rec.requeue(status="failed")
+                if args.requeue_failed
+                else rec.requeue(ids=args.requeue)
+            )
+            print(f"re-queued {len(rows)} scene(s); the next scan retries them")
+            _print(rows, args.json)
+            return 0
+        if args.forget:
+            rows = rec.forget(args.forget)
+            print(f"forgot {len(rows)} scene(s); the next search finds them again")
+            return 0
+        if args.runs:
+            runs = rec.runs(limit=args.limit or 20)
+            if args.json:
+                print(json.dumps(runs, indent=1))
+            else:
+                for r in runs:
+                    print(
+                        f"{r['run_id']}  {r['status']:<9} {r['started'][:19]}  "
+                        f"{(r['finished'] or '')[:19]:<19}  {json.dumps(r['counts'])}"
+                    )
+            return 0
+        rows = rec.scenes(
+            status=args.status,
+            source=args.source,
+            since=since,
+            until=until,
+            time="updated_at" if args.time == "updated" else args.time,
+            limit=args.limit,
+        )
+        if args.json:
+            print(json.dumps([r.as_dict() for r in rows], indent=1))
+        else:
+            _print(rows, False)
+            counts = rec.counts()
+            total = ", ".join(f"{k} {v}" for k, v in counts.items() if v)
+            print(f"{len(rows)} scene(s) listed; record: {total or 'empty'}", file=sys.stderr)
+    return 0
+
+
+def _print(rows: list, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps([r.as_dict() for r in rows], indent=1))
+        return
+    for r in rows:
+        why = r.last_error if r.status == "failed" else (r.reason or "")
+        why = (why or "").replace("\n", " ")
+        print(
+            f"{r.start:%Y-%m-%dT%H:%M:%S}  {r.status:<10} {r.attempts}  {r.source:<5} {r.id}  "
+            f"{r.name}" + (f"  {why[:120]}" if why else "")
+        )

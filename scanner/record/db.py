@@ -1,0 +1,227 @@
+"""The SQLite file under the scan record: connection settings, schema, and error translation.
+
+WAL mode lets readers (``polarscan catalog``, a dashboard) read while a scan writes; every write
+is one ``BEGIN IMMEDIATE`` transaction, so a crash (even SIGKILL) leaves either all of it or
+none. ``synchronous=NORMAL`` keeps that guarantee for process crashes; only a power cut may lose
+the last commits (never corrupt the file).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+from common.errors import ProcessingError, UsageError
+
+RECORD_NAME = "record.sqlite"
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_MS = 30_000
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS scenes (
+    source      TEXT NOT NULL,
+    id          TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    footprint   TEXT,               -- WKT, lon/lat
+    start       TEXT NOT NULL,      -- ISO 8601 UTC, microseconds: sorts as text
+    stop        TEXT NOT NULL,
+    published   TEXT,
+    size        INTEGER,
+    checksum_algorithm TEXT,
+    checksum    TEXT,
+    url         TEXT,
+    attrs       TEXT NOT NULL DEFAULT '{}',
+    datatake    TEXT,               -- MISSION_ORBIT_DATATAKE: slices sharing it join into a strip
+    status      TEXT NOT NULL DEFAULT 'found'
+                CHECK (status IN ('found', 'downloaded', 'processed', 'failed', 'skipped')),
+    reason      TEXT,
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    last_error  TEXT,
+    local_path  TEXT,
+    outputs     TEXT,               -- JSON
+    run_id      TEXT,               -- the run that last changed the status
+    found_at    TEXT NOT NULL,
+    updated_at  TEXT NOT NULL,
+    PRIMARY KEY (source, id)
+);
+CREATE INDEX IF NOT EXISTS scenes_status ON scenes (status, start);
+CREATE INDEX IF NOT EXISTS scenes_id ON scenes (id);
+CREATE INDEX IF NOT EXISTS scenes_datatake ON scenes (datatake);
+
+CREATE TABLE IF NOT EXISTS watermarks (
+    source      TEXT NOT NULL,
+    aoi_key     TEXT NOT NULL,
+    value       TEXT NOT NULL,
+    run_id      TEXT,
+    updated_at  TEXT NOT NULL,
+    PRIMARY KEY (source, aoi_key)
+);
+
+CREATE TABLE IF NOT EXISTS claims (
+    scene_id    TEXT PRIMARY KEY,
+    run_id      TEXT NOT NULL,
+    pid         INTEGER NOT NULL,
+    proc_start  TEXT,               -- the pid's start time: tells a reused pid apart
+    host        TEXT NOT NULL,
+    claimed_at  TEXT NOT NULL,
+    expires_at  TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS claims_run ON claims (run_id);
+
+CREATE TABLE IF NOT EXISTS locks (
+    name        TEXT PRIMARY KEY,
+    run_id      TEXT NOT NULL,
+    pid         INTEGER NOT NULL,
+    proc_start  TEXT,
+    host        TEXT NOT NULL,
+    acquired_at TEXT NOT NULL,
+    expires_at  TEXT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS runs (
+    run_id      TEXT PRIMARY KEY,
+    started     TEXT NOT NULL,
+    finished    TEXT,
+    status      TEXT NOT NULL DEFAULT 'running',
+    pid         INTEGER,
+    host        TEXT,
+    parameters  TEXT NOT NULL DEFAULT '{}',
+    counts      TEXT NOT NULL DEFAULT '{}'
+);
+"""
+
+
+def record_path(out_dir: str | Path) -> Path:
+    """Where a scan writing to ``out_dir`` keeps its record."""
+    return Path(out_dir) / RECORD_NAME
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(dt: datetime | None) -> str | None:
+    """Fixed-width ISO 8601 in UTC, so text order is time order (naive values are taken as UTC)."""
+    if dt is None:
+        return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def from_iso(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+def _corrupt(path: Path, err: Exception) -> UsageError:
+    return UsageError(
+        f"the scan record {path} is not a readable SQLite database ({err})",
+        f"move it aside (mv {path} {path}.broken) and rerun: the next scan finds the scenes again "
+        "and skips outputs already on disk",
+    )
+
+
+@contextlib.contextmanager
+def translate_errors(path: Path) -> Iterator[None]:
+    """Turn sqlite3 failures into the project's errors: a corrupt file is the user's to move
+    aside (exit 2); a lock held past the busy timeout is a runtime failure (exit 1)."""
+    try:
+        yield
+    except sqlite3.OperationalError as err:
+        msg = str(err).lower()
+        if "locked" in msg or "busy" in msg:
+            raise ProcessingError(
+                f"the scan record {path} stayed locked for {BUSY_TIMEOUT_MS // 1000} s ({err})",
+                "another process holds a long write transaction; retry when it has finished",
+            ) from None
+        if "unable to open" in msg or "readonly" in msg or "read-only" in msg:
+            raise UsageError(
+                f"cannot open the scan record {path} for writing ({err})",
+                "check that --out is a writable folder on a local disk",
+            ) from None
+        if "no such table" in msg or "no such column" in msg:
+            raise _corrupt(path, err) from None
+        raise
+    except sqlite3.DatabaseError as err:
+        if isinstance(err, sqlite3.IntegrityError | sqlite3.ProgrammingError):
+            raise
+        raise _corrupt(path, err) from None
+
+
+def connect(path: Path, create: bool = True) -> sqlite3.Connection:
+    """Open (and if needed create) the record, in WAL mode, with the schema in place."""
+    path = Path(path)
+    if not create and not path.is_file():
+        raise UsageError(
+            f"no scan record at {path}",
+            "check --out (the record is <out>/record.sqlite, written by `polarscan scan`)",
+        )
+    if path.exists() and not path.is_file():
+        raise UsageError(f"the scan record {path} is not a file", "point --out at a scan folder")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with translate_errors(path):
+        conn = sqlite3.connect(
+            path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+        )
+        try:
+            conn.row_factory = sqlite3.Row
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if mode.lower() != "wal":  # e.g. a network file system without shared memory
+                raise UsageError(
+                    f"the scan record {path} cannot use SQLite WAL mode (got {mode!r})",
+                    "put --out on a local disk (SQLite WAL needs shared memory)",
+                )
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise UsageError(
+                    f"the scan record {path} has schema version {version}, newer than this "
+                    f"polarscan understands ({SCHEMA_VERSION})",
+                    "upgrade polarscan, or use a different --out",
+                )
+            if version < SCHEMA_VERSION:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    _create_schema(conn)
+                    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                    conn.execute("COMMIT")
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+            else:  # touch every table once, so a damaged schema fails here with a clear message
+                for table in ("scenes", "watermarks", "claims", "locks", "runs"):
+                    conn.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchall()
+        except BaseException:
+            conn.close()
+            raise
+    return conn
+
+
+def _create_schema(conn: sqlite3.Connection) -> None:
+    """Run the DDL statement by statement (``executescript`` would commit our transaction)."""
+    for stmt in SCHEMA.split(";"):
+        body = "\n".join(line.split("--")[0] for line in stmt.splitlines()).strip()
+        if body:
+            conn.execute(body)
+
+
+@contextlib.contextmanager
+def write_tx(conn: sqlite3.Connection, path: Path) -> Iterator[sqlite3.Connection]:
+    """One atomic write: ``BEGIN IMMEDIATE`` takes the write lock up front (no upgrade
+    deadlocks between concurrent runs), commit on success, roll back on any error."""
+    with translate_errors(path):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
