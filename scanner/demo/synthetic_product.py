@@ -1,0 +1,353 @@
+"""Synthetic Sentinel-1 EW GRD products: the real sample's metadata, measurement TIFFs made up.
+
+Why: nothing in tests or the demo may download, yet the reader, the radiometry and the mosaic
+must run on products that look exactly like ESA's. The generator keeps the real annotation,
+calibration and noise XML of the bundled sample (optionally rescaled to a smaller grid, or moved
+to the next slices of the datatake) and writes UInt16 DN so that, through those real LUTs,
+
+    DN² = speckle · (sigma0 · A² + noise · (1 + ε_subswath))
+
+where A is the sigmaNought LUT, noise = noiseRange · noiseAzimuth and ε a small per-sub-swath
+error of the noise model (what leaves the familiar HV seams after denoising). sigma0 comes from
+:func:`training.synthetic.backscatter_db` (the same caricature the training images use) drawn on
+a coarse ~1 km grid over the whole datatake — so slices join seamlessly — and interpolated per
+strip. Memory stays at a few strips; the full 10487 × 10708 dual-pol scene takes seconds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+import zipfile
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+
+from common.atomic import atomic_path
+from common.errors import UsageError
+from scanner.demo.synthetic_xml import (
+    Rescale,
+    annotation_bytes,
+    rewrite_calibration,
+    rewrite_noise,
+    scale_annotation,
+    shift_times,
+    shifted_grid,
+)
+from scanner.safe.product import open_product
+from scanner.safe.xmlparse import parse_annotation, parse_calibration, parse_noise
+
+log = logging.getLogger(__name__)
+
+SAMPLE = (
+    Path(__file__).resolve().parent
+    / "sample"
+    / "S1A_EW_GRDM_1SDH_20221130T014342_20221130T014446_046117_058549_BB15.SAFE"
+)
+LOOKS = 10.7  # equivalent number of looks of EW GRDM (ESA product specification)
+COARSE_M = 1000.0  # resolution of the sigma0 field before interpolation
+STRIP_ROWS = 256
+NODATA_EDGE = 0.004  # fraction of range samples left as DN 0 at near and far range
+POLS = ("HH", "HV")
+
+
+@dataclass(frozen=True)
+class Vortex:
+    """A polar low at a geographic position."""
+
+    lat: float
+    lon: float
+    radius_km: float
+
+
+def _stem(t0: datetime, t1: datetime) -> str:
+    return f"{t0:%Y%m%dT%H%M%S}_{t1:%Y%m%dT%H%M%S}"
+
+
+def _crc(name: str, seed: int) -> str:
+    return hashlib.blake2s(f"{name}:{seed}".encode(), digest_size=2).hexdigest().upper()
+
+
+def write_datatake(
+    dest: str | Path,
+    *,
+    slices: int = 1,
+    scale: float = 1.0,
+    vortex: Vortex | tuple[float, float, float] | None = None,
+    land: bool = False,
+    seed: int = 0,
+    sample: str | Path = SAMPLE,
+    zip: bool = False,  # noqa: A002 - mirrors the CLI flag
+    compress: str | None = None,
+) -> list[Path]:
+    """Write ``slices`` consecutive products of one datatake into folder ``dest``.
+
+    ``scale`` shrinks the grid (e.g. 1/16 → 655 × 669 pixels at 640 m), ``vortex`` =
+    (lat, lon, radius_km) adds a polar low, ``land`` a bright coast, ``zip`` writes ``.zip``
+    files as downloaded, ``compress`` (None|"deflate") the TIFF compression. Deterministic in
+    ``seed``. Each product is written under a temporary name and renamed when complete.
+    Returns the product paths, in time order.
+    """
+    dest = Path(dest)
+    if not 0 < scale <= 1:
+        raise UsageError(f"scale must be in (0, 1], got {scale}", "pass e.g. --scale 0.0625")
+    if slices < 1:
+        raise UsageError(f"slices must be >= 1, got {slices}", "pass --slices 1 or more")
+    if vortex is not None and not isinstance(vortex, Vortex):
+        vortex = Vortex(*map(float, vortex))
+    with open_product(sample, require_measurement=False) as src:
+        texts = {
+            (k, p): src.read_file(src.file(k, p))
+            for k in ("annotation", "calibration", "noise")
+            for p in POLS
+        }
+        names = {
+            (k, p): src.file(k, p) for k in ("annotation", "calibration", "noise") for p in POLS
+        }
+        for p in POLS:  # the sample has no TIFFs: same stem as the annotation, as ESA names them
+            stem = names[("annotation", p)].rsplit("/", 1)[-1].rsplit(".", 1)[0]
+            names[("measurement", p)] = f"measurement/{stem}.tiff"
+        manifest = src.read_file("manifest.safe").decode()
+        src_name, start, stop = src.name, src.start, src.stop
+        lines0, samples0 = src.shape
+    r = Rescale(lines0, samples0, max(8, round(lines0 * scale)), max(8, round(samples0 * scale)))
+    # rescale once; slices differ only in tie-point positions and timestamps
+    trees = {p: scale_annotation(texts[("annotation", p)], r) for p in POLS}
+    luts = {
+        p: (
+            rewrite_calibration(texts[("calibration", p)], r),
+            rewrite_noise(texts[("noise", p)], r),
+        )
+        for p in POLS
+    }
+    ann0 = parse_annotation(annotation_bytes(trees["HH"]))
+    field = _Field(ann0, r, slices, vortex, land, seed)
+    duration = stop - start
+    out: list[Path] = []
+    for k in range(slices):
+        dt = duration * k
+        t0, t1 = start + dt, stop + dt
+        old_stem = _stem(start, stop)
+        name = src_name if k == 0 else src_name.replace(old_stem, _stem(t0, t1))
+        if k:
+            name = name[:-4] + _crc(name, seed)
+        lat, lon = shifted_grid(ann0.grid.lat, ann0.grid.lon, ann0.grid.line, k, r.lines_new)
+        files: dict[str, bytes] = {}
+        rename = (old_stem.lower().replace("_", "-"), _stem(t0, t1).lower().replace("_", "-"))
+        for pol in POLS:
+            ann = annotation_bytes(trees[pol], lat, lon)
+            cal, noi = luts[pol]
+            for kind, data in (("annotation", ann), ("calibration", cal), ("noise", noi)):
+                rel = names[(kind, pol)].replace(*rename)
+                files[rel] = shift_times(data.decode(), dt).encode()
+        man = _rewrite_manifest(manifest, dt, rename, k, lat, lon)
+        target = dest / (name + (".zip" if zip else ".SAFE"))
+        with atomic_path(target) as tmp:
+            safe = tmp / f"{name}.SAFE" if zip else tmp
+            safe.mkdir(parents=True)
+            (safe / "manifest.safe").write_text(man)
+            for rel, data in files.items():
+                (safe / rel).parent.mkdir(parents=True, exist_ok=True)
+                (safe / rel).write_bytes(data)
+            for i, pol in enumerate(POLS):
+                rel = names[("measurement", pol)].replace(*rename)
+                (safe / rel).parent.mkdir(parents=True, exist_ok=True)
+                field.write_tiff(
+                    safe / rel, k, pol, files, names, rename, lat, lon, seed, i, compress
+                )
+            if zip:
+                _zip_folder(safe, tmp.with_suffix(".zip.part"))
+                shutil.rmtree(safe)
+                tmp.rmdir()
+                tmp.with_suffix(".zip.part").rename(tmp)
+        log.info("wrote %s", target)
+        out.append(target)
+    return out
+
+
+def true_sigma0(
+    pol: str,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    *,
+    slice_index: int = 0,
+    scale: float = 1.0,
+    slices: int = 1,
+    vortex: Vortex | tuple[float, float, float] | None = None,
+    land: bool = False,
+    seed: int = 0,
+    sample: str | Path = SAMPLE,
+) -> np.ndarray:
+    """The speckle- and noise-free linear sigma0 that :func:`write_datatake` drew with the same
+    arguments, at pixel ``rows × cols`` of slice ``slice_index`` (for round-trip tests)."""
+    if vortex is not None and not isinstance(vortex, Vortex):
+        vortex = Vortex(*map(float, vortex))
+    with open_product(sample, require_measurement=False) as src:
+        data = src.read_file(src.file("annotation", "HH"))
+        lines0, samples0 = src.shape
+    r = Rescale(lines0, samples0, max(8, round(lines0 * scale)), max(8, round(samples0 * scale)))
+    ann0 = parse_annotation(annotation_bytes(scale_annotation(data, r)))
+    field = _Field(ann0, r, slices, vortex, land, seed)
+    rows = np.asarray(rows, dtype=np.float64) + slice_index * r.lines_new
+    return field.sigma0(pol.upper(), rows, np.asarray(cols, dtype=np.float64))
+
+
+def write_product(dest: str | Path, **kwargs) -> Path:
+    """One product (slice 1 of the sample's datatake); see :func:`write_datatake`."""
+    return write_datatake(dest, slices=1, **kwargs)[0]
+
+
+def _rewrite_manifest(text: str, dt: timedelta, rename: tuple[str, str], k: int, lat, lon) -> str:
+    import re
+
+    text = shift_times(text, dt).replace(*rename)
+    text = text.replace(rename[0].replace("-", ""), rename[1].replace("-", ""))
+    if k:
+        text = re.sub(
+            r"(<s1sarl1:sliceNumber>)(\d+)(<)", lambda m: f"{m[1]}{int(m[2]) + k}{m[3]}", text
+        )
+    corners = [
+        (lat[-1, 0], lon[-1, 0]),
+        (lat[-1, -1], lon[-1, -1]),
+        (lat[0, -1], lon[0, -1]),
+        (lat[0, 0], lon[0, 0]),
+    ]
+    coords = " ".join(f"{a:.6f},{b:.6f}" for a, b in corners)
+    return re.sub(r"(<gml:coordinates>)[^<]*(<)", lambda m: f"{m[1]}{coords}{m[2]}", text)
+
+
+def _zip_folder(folder: Path, target: Path) -> None:
+    """Zip ``folder`` as ``<name>.SAFE/…`` (TIFFs stored, XML deflated, like ESA's archives)."""
+    with zipfile.ZipFile(target, "w") as zf:
+        for f in sorted(folder.rglob("*")):
+            if f.is_file():
+                arc = f"{folder.name}/{f.relative_to(folder).as_posix()}"
+                method = zipfile.ZIP_STORED if f.suffix == ".tiff" else zipfile.ZIP_DEFLATED
+                zf.write(f, arc, compress_type=method)
+
+
+class _Field:
+    """The smooth sigma0 field (dB) of the whole datatake on a coarse grid, and its rendering."""
+
+    def __init__(self, ann, r: Rescale, slices: int, vortex: Vortex | None, land: bool, seed: int):
+        from training.synthetic import Vortex as PxVortex
+        from training.synthetic import backscatter_db
+
+        self.ann = ann
+        self.lines, self.samples = r.lines_new, r.samples_new
+        self.step_l = COARSE_M / ann.line_spacing_m  # full-res lines per coarse cell
+        self.step_p = COARSE_M / ann.pixel_spacing_m
+        n_l = int(np.ceil((self.lines * slices - 1) / self.step_l)) + 2
+        n_p = int(np.ceil((self.samples - 1) / self.step_p)) + 2
+        px_vortex = None
+        if vortex is not None:
+            row, col = _locate(ann.grid, self.lines, slices, vortex)
+            px_vortex = PxVortex(
+                row / self.step_l, col / self.step_p, vortex.radius_km * 1000 / COARSE_M
+            )
+        rng = np.random.default_rng([seed, 4])
+        hh, hv = backscatter_db(
+            (n_l, n_p), COARSE_M, rng, vortex=px_vortex, land=land, swath_steps=False
+        )
+        self.db = {"HH": hh, "HV": hv}
+        # noise-model error per (pol, sub-swath): own stream, so adding a vortex changes nothing else
+        self.eps = np.random.default_rng([seed, 5]).uniform(-0.06, 0.06, size=(2, 5))
+
+    def sigma0(self, pol: str, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """Bilinear interpolation of the coarse dB field at global (rows, cols) → linear."""
+        c = self.db[pol]
+        fr, fc = rows / self.step_l, cols / self.step_p
+        i0 = np.clip(np.floor(fr).astype(int), 0, c.shape[0] - 2)
+        j0 = np.clip(np.floor(fc).astype(int), 0, c.shape[1] - 2)
+        wr = (fr - i0).astype(np.float32)[:, None]
+        wc = (fc - j0).astype(np.float32)[None, :]
+        rows_i = c[i0] * (1 - wr) + c[i0 + 1] * wr
+        db = rows_i[:, j0] * (1 - wc) + rows_i[:, j0 + 1] * wc
+        return np.power(np.float32(10.0), db / np.float32(10.0))
+
+    def write_tiff(self, path, k, pol, files, names, rename, lat, lon, seed, ipol, compress):
+        import rasterio
+        from rasterio.control import GroundControlPoint
+        from rasterio.windows import Window
+
+        from scanner.safe.lut import azimuth_noise
+
+        cal = parse_calibration(files[names[("calibration", pol)].replace(*rename)])
+        noise = parse_noise(files[names[("noise", pol)].replace(*rename)])
+        cols = np.arange(self.samples, dtype=np.float64)
+        a_cols = cal.along_pixels(cols).astype(np.float32)
+        n_cols = noise.range.along_pixels(cols).astype(np.float32)
+        # sub-swath of each column (from the azimuth noise blocks' range extents)
+        swath = np.zeros(self.samples, dtype=int)
+        for b in noise.azimuth:
+            if b.swath[-1:].isdigit():
+                swath[b.first_sample : b.last_sample + 1] = int(b.swath[-1]) - 1
+        eps = np.float32(1.0) + self.eps[ipol][np.clip(swath, 0, 4)].astype(np.float32)[None, :]
+        edge = int(round(NODATA_EDGE * self.samples))
+        ann = self.ann
+        gcps = [
+            GroundControlPoint(
+                row=float(li), col=float(pi), x=float(lon[i, j]), y=float(lat[i, j]), z=0.0
+            )
+            for i, li in enumerate(ann.grid.line)
+            for j, pi in enumerate(ann.grid.pixel)
+        ]
+        profile = dict(
+            driver="GTiff",
+            width=self.samples,
+            height=self.lines,
+            count=1,
+            dtype="uint16",
+            gcps=gcps,
+            crs="EPSG:4326",
+        )
+        if compress:
+            profile.update(compress=compress, tiled=False, blockysize=16)
+        with rasterio.open(path, "w", **profile) as dst:
+            for s, r0 in enumerate(range(0, self.lines, STRIP_ROWS)):
+                rows = np.arange(r0, min(r0 + STRIP_ROWS, self.lines), dtype=np.float64)
+                rng = np.random.default_rng([seed, k, ipol, s])
+                a = cal.along_lines(a_cols, rows)
+                n = noise.range.along_lines(n_cols, rows)
+                if noise.azimuth:
+                    n *= azimuth_noise(noise.azimuth, rows, cols).astype(np.float32)
+                power = self.sigma0(pol, rows + k * self.lines, cols) * np.square(a) + n * eps
+                power *= rng.standard_gamma(LOOKS, size=power.shape, dtype=np.float32) / np.float32(
+                    LOOKS
+                )
+                dn = np.clip(np.rint(np.sqrt(power)), 1, 65535).astype(np.uint16)
+                if edge:
+                    dn[:, :edge] = 0
+                    dn[:, -edge:] = 0
+                dst.write(dn, 1, window=Window(0, r0, self.samples, len(rows)))
+
+
+def _locate(grid, lines: int, slices: int, vortex: Vortex) -> tuple[float, float]:
+    """(global line, pixel) of a lat/lon over the datatake, via the tie points in EPSG:3413."""
+    from pyproj import Transformer
+    from scipy.interpolate import LinearNDInterpolator
+
+    fwd = Transformer.from_crs("EPSG:4326", "EPSG:3413", always_xy=True)
+    xs, ys, ls, ps = [], [], [], []
+    for k in range(slices):
+        lat, lon = shifted_grid(grid.lat, grid.lon, grid.line, k, lines)
+        x, y = fwd.transform(lon, lat)
+        xs.append(np.ravel(x))
+        ys.append(np.ravel(y))
+        ls.append(np.repeat(grid.line + k * lines, len(grid.pixel)).astype(float))
+        ps.append(np.tile(grid.pixel, len(grid.line)).astype(float))
+    interp = LinearNDInterpolator(
+        np.column_stack([np.concatenate(xs), np.concatenate(ys)]),
+        np.column_stack([np.concatenate(ls), np.concatenate(ps)]),
+    )
+    vx, vy = fwd.transform(vortex.lon, vortex.lat)
+    line, pixel = np.ravel(interp(vx, vy))[:2]
+    if not np.isfinite(line):
+        raise UsageError(
+            f"vortex at {vortex.lat}, {vortex.lon} is outside the synthetic datatake",
+            "choose a position inside the sample's footprint (76.9–82.0°N, 75–103°E) or add slices",
+        )
+    return float(line), float(pixel)

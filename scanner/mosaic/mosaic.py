@@ -1,0 +1,282 @@
+"""Mosaicking: consecutive slices of one datatake → one RGB COG on a snapped map grid.
+
+Per product: block-averaged sigma0 (``scanner.safe.radiometry``) → dB → sampled through the
+inverse map (``geocode``) onto the union grid of all slices. Slices are processed one at a time
+in time order and each output pixel keeps the first valid value (configurable), so memory is one
+product's blocks plus the output grid, whatever the number of slices.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from common.errors import UsageError
+from scanner.mosaic.config import MosaicConfig
+
+log = logging.getLogger(__name__)
+
+
+class _Slice(Protocol):
+    name: str
+    mission: str
+    abs_orbit: int
+    datatake_id: str
+    start: datetime
+    stop: datetime
+
+
+@dataclass(frozen=True)
+class MosaicResult:
+    """What was written: the COG path and its grid, and which products went in."""
+
+    path: Path
+    transform: Any  # affine.Affine
+    crs: str
+    shape: tuple[int, int]  # (height, width)
+    products: tuple[str, ...]  # product names, in time order
+    start: datetime
+    stop: datetime
+    footprint: Any  # shapely polygon (lon/lat) of the union of the slices
+    timings: dict[str, float] = field(default_factory=dict, compare=False)  # seconds per stage
+
+
+def datatake_key(p: _Slice) -> tuple[str, int, str]:
+    return (p.mission.upper(), int(p.abs_orbit), p.datatake_id.upper())
+
+
+def group_products(products: Iterable[_Slice], max_gap_s: float = 5.0) -> list[list[_Slice]]:
+    """Split products into strips: same mission, absolute orbit and datatake id, and contiguous
+    in time (next start ≤ previous stop + ``max_gap_s``). Sorted by time, groups by first start.
+
+    Raises :class:`UsageError` if one slice is given twice (same datatake and start time, e.g. a
+    product and its ``_COG`` twin).
+    """
+    by_key: dict[tuple[str, int, str], list[_Slice]] = {}
+    for p in products:
+        by_key.setdefault(datatake_key(p), []).append(p)
+    groups: list[list[_Slice]] = []
+    for members in by_key.values():
+        members.sort(key=lambda p: p.start)
+        for a, b in itertools.pairwise(members):
+            if abs((b.start - a.start).total_seconds()) < 1.0:
+                raise UsageError(
+                    f"the same slice is given twice: {a.name} and {b.name}",
+                    "pass each slice once (drop the duplicate or the _COG twin)",
+                )
+        strip = [members[0]]
+        for b in members[1:]:
+            if (b.start - strip[-1].stop).total_seconds() > max_gap_s:
+                groups.append(strip)
+                strip = [b]
+            else:
+                strip.append(b)
+        groups.append(strip)
+    groups.sort(key=lambda g: g[0].start)
+    return groups
+
+
+def describe_group(group: Sequence[_Slice]) -> str:
+    """``S1A orbit 46117 datatake 058549 01:43:42–01:44:46`` for messages."""
+    m, orbit, dt = datatake_key(group[0])
+    return (
+        f"{m} orbit {orbit} datatake {dt} "
+        f"{group[0].start:%Y-%m-%dT%H:%M:%S}–{group[-1].stop:%H:%M:%S}"
+    )
+
+
+def mosaic_name(group: Sequence[_Slice]) -> str:
+    """A file name for a strip: ``S1A_046117_058549_20221130T014342_20221130T014446_rgb.tif``."""
+    m, orbit, dt = datatake_key(group[0])
+    return f"{m}_{orbit:06d}_{dt}_{group[0].start:%Y%m%dT%H%M%S}_{group[-1].stop:%Y%m%dT%H%M%S}_rgb.tif"
+
+
+def block_size(config: MosaicConfig, pixel_spacing_m: float) -> int:
+    """Radar pixels per block side: the config's, else floor(resolution / spacing) (≥ 1)."""
+    if config.block is not None:
+        return config.block
+    return max(1, math.floor(config.resolution_m / pixel_spacing_m + 1e-9))
+
+
+def software_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"polarscan {version('polarscan')}"
+    except PackageNotFoundError:
+        return "polarscan (not installed)"
+
+
+def build_mosaic(
+    paths: Sequence[str | Path],
+    out_path: str | Path,
+    config: MosaicConfig | None = None,
+    *,
+    progress: Callable[[str], None] | None = None,
+) -> MosaicResult:
+    """Mosaic the products at ``paths`` (SAFE folders or zips) of ONE strip into an RGB COG.
+
+    Every product is opened and validated before anything is computed; the COG is written to
+    a temporary name and renamed, so an error leaves nothing at ``out_path``.
+    """
+    config = config or MosaicConfig()
+    products = open_products(paths)
+    try:
+        groups = group_products(products, config.max_gap_s)
+        if len(groups) > 1:
+            listing = "; ".join(describe_group(g) for g in groups)
+            raise UsageError(
+                f"the products form {len(groups)} strips, which never mix in one mosaic: {listing}",
+                "mosaic each datatake separately (or give the mosaic command a directory as --out)",
+            )
+        return mosaic_strip(groups[0], Path(out_path), config, progress)
+    finally:
+        for p in products:
+            p.close()
+
+
+def open_products(paths: Sequence[str | Path]) -> list:
+    """Open and validate every product (all fail fast before any work); closes them on error."""
+    from scanner.safe import open_product
+
+    if not paths:
+        raise UsageError("no products to mosaic", "pass at least one SAFE folder or zip")
+    products = []
+    try:
+        for p in paths:
+            products.append(open_product(p))
+    except BaseException:
+        for p in products:
+            p.close()
+        raise
+    return products
+
+
+def mosaic_strip(
+    group: Sequence, out_path: Path, config: MosaicConfig, progress=None
+) -> MosaicResult:
+    """Mosaic opened products of one strip (see :func:`group_products`) into ``out_path``."""
+    from shapely.ops import unary_union
+
+    from common.rgb import db_to_rgb
+    from scanner.cog import write_cog
+    from scanner.mosaic.geocode import footprint_lonlat, make_geocoder
+    from scanner.mosaic.grid import snap_grid, union_bounds
+
+    timings = {"geocode": 0.0, "radiometry": 0.0, "resample": 0.0, "write": 0.0}
+    t0 = time.perf_counter()
+    geocoders = []
+    for p in group:
+        g = p.geolocation_grid()
+        try:
+            geocoders.append(make_geocoder(g.line, g.pixel, g.lat, g.lon, p.shape, config.crs))
+        except ValueError as err:
+            raise UsageError(
+                f"{p.name}: its geolocation grid cannot be used ({err})",
+                "download the product again",
+            ) from None
+    grid = snap_grid(
+        union_bounds([gc.bounds() for gc in geocoders]), config.resolution_m, config.crs
+    )
+    log.info(
+        "%s: %d slice(s) → %d x %d px grid", describe_group(group), len(group), *grid.shape[::-1]
+    )
+    timings["geocode"] += time.perf_counter() - t0
+    hh = np.full(grid.shape, np.nan, dtype=np.float32)
+    hv = np.full(grid.shape, np.nan, dtype=np.float32)
+    blocks_used = []
+    for p, gc in zip(group, geocoders, strict=True):
+        if progress:
+            progress(p.name)
+        block = block_size(config, max(p.pixel_spacing_m, p.line_spacing_m))
+        blocks_used.append(block)
+        rows, cols = grid.window_of(gc.bounds())
+        hh_p, hv_p = _sample_product(p, gc, grid, rows, cols, block, config, timings)
+        valid = np.isfinite(hh_p) & np.isfinite(hv_p)
+        dest_hh, dest_hv = hh[rows, cols], hv[rows, cols]
+        if config.nodata_fill == "first":
+            valid &= ~(np.isfinite(dest_hh) & np.isfinite(dest_hv))
+        dest_hh[valid] = hh_p[valid]
+        dest_hv[valid] = hv_p[valid]
+    t0 = time.perf_counter()
+    rgb = db_to_rgb(hh, hv, config.rgb)
+    del hh, hv
+    m, orbit, dt = datatake_key(group[0])
+    tags = {
+        "products": ",".join(p.name for p in group),
+        "start": group[0].start.isoformat(),
+        "stop": group[-1].stop.isoformat(),
+        "mission": m,
+        "abs_orbit": str(orbit),
+        "datatake_id": dt,
+        "crs": config.crs,
+        "resolution_m": f"{config.resolution_m:g}",
+        "resampling": config.resampling,
+        "block_px": ",".join(str(b) for b in blocks_used),
+        "rgb_recipe": json.dumps(config.rgb.model_dump(mode="json"), sort_keys=True),
+        "software": software_version(),
+    }
+    r = config.rgb
+    write_cog(
+        out_path,
+        np.moveaxis(rgb, -1, 0),
+        transform=grid.transform,
+        crs=config.crs,
+        nodata=0,
+        tags=tags,
+        band_names=[f"{r.red.upper()} dB", f"{r.green.upper()} dB", f"{r.blue.upper()} dB"],
+        colorinterp=["red", "green", "blue"],
+    )
+    # Adjacent slices meet edge to edge; a hair of buffer closes float gaps between outlines.
+    eps = 1e-4  # degrees, ~10 m
+    footprint = unary_union(
+        [footprint_lonlat(gc).buffer(eps, join_style="mitre") for gc in geocoders]
+    )
+    footprint = footprint.buffer(-eps, join_style="mitre")
+    timings["write"] += time.perf_counter() - t0
+    log.debug("mosaic timings: %s", timings)
+    return MosaicResult(
+        path=out_path,
+        transform=grid.transform,
+        crs=config.crs,
+        shape=grid.shape,
+        products=tuple(p.name for p in group),
+        start=group[0].start,
+        stop=group[-1].stop,
+        footprint=footprint,
+        timings={k: round(v, 3) for k, v in timings.items()},
+    )
+
+
+def _sample_product(p, gc, grid, rows, cols, block, config, timings):
+    """HH and HV dB of one product on the window (rows, cols) of ``grid`` (NaN outside)."""
+    from common.rgb import to_db
+    from scanner.mosaic.resample import BlockSampler
+    from scanner.safe.radiometry import sigma0_blocks
+
+    t0 = time.perf_counter()
+    line, pixel = gc.inverse_map(grid, rows, cols, step_m=config.inverse_step_m)
+    t1 = time.perf_counter()
+    sampler = BlockSampler(line, pixel, p.shape, block, config.resampling)
+    del line, pixel
+    timings["geocode"] += t1 - t0
+    timings["resample"] += time.perf_counter() - t1
+    out = []
+    for pol in ("HH", "HV"):
+        t0 = time.perf_counter()
+        db = to_db(sigma0_blocks(p, pol, block), config.rgb.floor_db)
+        t1 = time.perf_counter()
+        out.append(sampler.sample(db))
+        timings["radiometry"] += t1 - t0
+        timings["resample"] += time.perf_counter() - t1
+    return out[0], out[1]

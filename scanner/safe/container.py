@@ -1,0 +1,104 @@
+"""A SAFE product as a set of files, whether a folder or a zip read in place (never extracted).
+
+Names are looked up case-insensitively (``s1a-…`` vs ``S1A-…``), relative to the ``.SAFE`` root.
+"""
+
+from __future__ import annotations
+
+import zipfile
+import zlib
+from pathlib import Path
+
+from common.errors import UsageError
+
+
+class SafeContainer:
+    """Read files of one product. ``rel`` paths are relative to the SAFE root, '/'-separated."""
+
+    def __init__(self, path: Path, label: str) -> None:
+        self.path = path
+        self.label = label  # the product name, for error messages
+        self._zip: zipfile.ZipFile | None = None
+        self._prefix = ""
+        self._index: dict[str, str] = {}  # lower-case rel path → real rel path
+        if path.is_dir():
+            root = path
+            if not (path / "manifest.safe").exists():
+                subs = [p for p in path.glob("*.SAFE") if (p / "manifest.safe").exists()]
+                root = subs[0] if len(subs) == 1 else path
+            self._root = root
+            for f in root.rglob("*"):
+                if f.is_file():
+                    rel = f.relative_to(root).as_posix()
+                    self._index[rel.lower()] = rel
+        else:
+            self._open_zip(path)
+
+    def _open_zip(self, path: Path) -> None:
+        try:
+            zf = zipfile.ZipFile(path)
+            names = zf.namelist()
+        except (zipfile.BadZipFile, OSError, EOFError) as err:
+            raise UsageError(
+                f"{self.label}: {path} is not a readable zip ({err}); it may be truncated or corrupt",
+                "download the product again",
+            ) from None
+        self._zip = zf
+        manifests = sorted(
+            (n for n in names if n.lower().endswith("manifest.safe") and n.count("/") <= 1),
+            key=lambda n: n.count("/"),
+        )
+        if manifests:
+            self._prefix = manifests[0][: -len("manifest.safe")]
+        for n in names:
+            if n.startswith(self._prefix) and not n.endswith("/"):
+                rel = n[len(self._prefix) :]
+                self._index[rel.lower()] = rel
+
+    @staticmethod
+    def _norm(rel: str) -> str:
+        rel = rel.replace("\\", "/")
+        while rel.startswith("./"):
+            rel = rel[2:]
+        return rel.lstrip("/")
+
+    def resolve(self, rel: str) -> str | None:
+        """The real relative name of ``rel`` (case-insensitive), or None if absent."""
+        return self._index.get(self._norm(rel).lower())
+
+    def names(self) -> list[str]:
+        return list(self._index.values())
+
+    def read(self, rel: str) -> bytes:
+        real = self.resolve(rel)
+        if real is None:
+            raise UsageError(
+                f"{self.label}: file {self._norm(rel)} is missing from the product",
+                "download the complete product again",
+            )
+        try:
+            if self._zip is not None:
+                return self._zip.read(self._prefix + real)
+            return (self._root / real).read_bytes()
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as err:
+            raise UsageError(
+                f"{self.label}: cannot read {real} ({err}); the product is corrupt or truncated",
+                "download the product again",
+            ) from None
+
+    def raster_path(self, rel: str) -> str:
+        """A path GDAL opens: the file itself, or ``/vsizip/<zip>/<member>`` (read in place)."""
+        real = self.resolve(rel)
+        if real is None:
+            raise UsageError(
+                f"{self.label}: file {self._norm(rel)} is missing from the product",
+                "download the complete product again",
+            )
+        if self._zip is not None:
+            return f"/vsizip/{self.path.resolve()}/{self._prefix}{real}"
+        return str(self._root / real)
+
+    def close(self) -> None:
+        if self._zip is not None:
+            self._zip.close()
+            self._zip = None

@@ -1,0 +1,332 @@
+"""``open_product``: one Sentinel-1 EW GRD dual-pol product (SAFE folder or zip, read in place).
+
+Validation happens at open so a bad product fails before any work is spent on it: wrong mode or
+polarisations, missing manifest/annotation/calibration/noise/measurement, corrupt zip, or a
+measurement TIFF whose size disagrees with its annotation → :class:`UsageError` naming the
+product and the file.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from datetime import datetime
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from common.errors import UsageError
+from scanner.safe.container import SafeContainer
+from scanner.safe.lut import VectorLut
+from scanner.safe.manifest import Manifest, parse_manifest
+from scanner.safe.xmlparse import (
+    Annotation,
+    GeolocationGrid,
+    NoiseLuts,
+    XmlError,
+    parse_annotation,
+    parse_calibration,
+    parse_noise,
+)
+from scanner.sources.base import NAME_RE
+
+if TYPE_CHECKING:
+    from rasterio.windows import Window
+    from shapely.geometry import Polygon
+
+REQUIRED_POLS = ("HH", "HV")
+_KIND_PATTERNS = {  # fallback when the manifest does not list a file
+    "annotation": r"annotation/s1[a-d]-ew\d?-grd-{pol}-[^/]*\.xml",
+    "calibration": r"annotation/calibration/calibration-s1[a-d]-ew\d?-grd-{pol}-[^/]*\.xml",
+    "noise": r"annotation/calibration/noise-s1[a-d]-ew\d?-grd-{pol}-[^/]*\.xml",
+    "measurement": r"measurement/s1[a-d]-ew\d?-grd-{pol}-[^/]*\.tiff?",
+}
+_NAME_POLS = {
+    "DH": ("HH", "HV"),
+    "DV": ("VV", "VH"),
+    "SH": ("HH",),
+    "SV": ("VV",),
+    "HH": ("HH",),
+    "VV": ("VV",),
+    "HV": ("HV",),
+    "VH": ("VH",),
+}
+
+
+def product_name(path: Path) -> str:
+    """``S1A_EW_GRDM_…_BB15`` from a ``.SAFE`` folder or ``.zip`` path."""
+    name = path.name
+    for suffix in (".zip", ".ZIP", ".SAFE", ".safe"):
+        name = name.removesuffix(suffix)
+    return name
+
+
+def _reject(name: str, mode: str, pols: tuple[str, ...], what: str) -> UsageError:
+    return UsageError(
+        f"{name}: {what} mode {mode}, polarisations {'+'.join(pols) or 'none'}; "
+        "polarscan reads only Sentinel-1 EW GRD dual-pol HH+HV products",
+        "select EW GRDM products with polarisation HH&HV (1SDH)",
+    )
+
+
+def check_name(name: str) -> None:
+    """Reject from the product name alone (fast, before reading anything) when it is standard."""
+    m = NAME_RE.match(name)
+    if m is None:
+        return
+    mode, pols = m["mode"].upper(), _NAME_POLS.get(m["pol"].upper(), ())
+    if mode != "EW" or pols != REQUIRED_POLS or m["ptype"].upper() != "GRD":
+        raise _reject(
+            name, mode, pols, f"{m['ptype'].upper()}{m['res'].upper()} product, name says"
+        )
+
+
+class Product:
+    """An opened product. Metadata is parsed eagerly from the first annotation; LUTs lazily."""
+
+    def __init__(self, path: Path, container: SafeContainer, manifest: Manifest) -> None:
+        self.path = path
+        self.name = product_name(path)
+        self._c = container
+        self._m = manifest
+        self._files: dict[tuple[str, str], str] = {}
+        self._rasters: dict[str, Any] = {}
+        self._annotations: dict[str, Annotation] = {}
+
+    # --- identity -------------------------------------------------------------------------
+    mission = property(lambda self: self._m.mission)
+    mode = property(lambda self: self._m.mode)
+    polarisations = property(lambda self: tuple(sorted(self._m.polarisations)))
+    abs_orbit = property(lambda self: self._m.abs_orbit)
+    datatake_id = property(lambda self: self._m.datatake_id)
+    pass_direction = property(lambda self: self._m.pass_direction)
+    ipf_version = property(lambda self: self._m.ipf_version)
+
+    @property
+    def start(self) -> datetime:
+        return self._m.start
+
+    @property
+    def stop(self) -> datetime:
+        return self._m.stop
+
+    # --- geometry -------------------------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, int]:
+        a = self.annotation()
+        return (a.lines, a.samples)
+
+    @property
+    def line_spacing_m(self) -> float:
+        return self.annotation().line_spacing_m
+
+    @property
+    def pixel_spacing_m(self) -> float:
+        return self.annotation().pixel_spacing_m
+
+    def geolocation_grid(self) -> GeolocationGrid:
+        return self.annotation().grid
+
+    @cached_property
+    def footprint(self) -> Polygon:
+        """Lon/lat polygon along the edge of the geolocation grid (first line, last pixel, …).
+
+        A scene crossing the antimeridian gets longitudes in 0..360 so the ring stays simple;
+        split it yourself if you need −180..180 (the mosaic geocodes from the grid instead).
+        """
+        from shapely.geometry import Polygon
+
+        g = self.geolocation_grid()
+        lon = g.lon
+        if np.ptp(lon) > 180:  # crosses the antimeridian: keep the ring continuous (0..360)
+            lon = np.mod(lon, 360.0)
+        ring_lat = np.concatenate(
+            [g.lat[0, :], g.lat[1:, -1], g.lat[-1, -2::-1], g.lat[-2:0:-1, 0]]
+        )
+        ring_lon = np.concatenate([lon[0, :], lon[1:, -1], lon[-1, -2::-1], lon[-2:0:-1, 0]])
+        return Polygon(zip(ring_lon.tolist(), ring_lat.tolist(), strict=True))
+
+    # --- files ----------------------------------------------------------------------------
+    def file(self, kind: str, pol: str) -> str:
+        """Relative path of a product file (``kind`` annotation|calibration|noise|measurement)."""
+        pol = pol.upper()
+        key = (kind, pol)
+        if key in self._files:
+            return self._files[key]
+        if pol not in self.polarisations:
+            raise UsageError(
+                f"{self.name}: no polarisation {pol} (has {'+'.join(self.polarisations)})",
+                "ask for HH or HV",
+            )
+        href = self._m.files.get(key)
+        real = self._c.resolve(href) if href else None
+        if real is None and href is None:
+            pattern = re.compile(_KIND_PATTERNS[kind].format(pol=pol.lower()), re.IGNORECASE)
+            found = sorted(n for n in self._c.names() if pattern.fullmatch(n))
+            real = found[0] if found else None
+        if real is None:
+            shown = SafeContainer._norm(href) if href else f"{kind} file for {pol}"
+            raise UsageError(
+                f"{self.name}: {kind} file {shown} is missing from the product",
+                "download the complete product again",
+            )
+        self._files[key] = real
+        return real
+
+    def read_file(self, rel: str) -> bytes:
+        """Bytes of any file of the product (``rel`` relative to the SAFE root, any case)."""
+        return self._c.read(rel)
+
+    def _xml(self, kind: str, pol: str, parse):
+        rel = self.file(kind, pol)
+        try:
+            return parse(self._c.read(rel))
+        except XmlError as err:
+            raise UsageError(
+                f"{self.name}: {rel} is unreadable ({err})", "download the product again"
+            ) from None
+
+    def annotation(self, pol: str | None = None) -> Annotation:
+        pol = (pol or self.polarisations[0]).upper()
+        if pol not in self._annotations:
+            self._annotations[pol] = self._xml("annotation", pol, parse_annotation)
+        return self._annotations[pol]
+
+    def calibration(self, pol: str) -> VectorLut:
+        """The sigmaNought LUT of ``pol`` (parsed on first use, then cached)."""
+        return self._cached("calibration", pol, parse_calibration)
+
+    def noise(self, pol: str) -> NoiseLuts:
+        """The thermal noise LUTs of ``pol`` (either noise format)."""
+        return self._cached("noise", pol, parse_noise)
+
+    def _cached(self, kind: str, pol: str, parse):
+        cache = self.__dict__.setdefault("_lut_cache", {})
+        key = (kind, pol.upper())
+        if key not in cache:
+            cache[key] = self._xml(kind, pol.upper(), parse)
+        return cache[key]
+
+    # --- measurement ----------------------------------------------------------------------
+    def _raster(self, pol: str):
+        import rasterio
+        from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+
+        pol = pol.upper()
+        if pol in self._rasters:
+            return self._rasters[pol]
+        rel = self.file("measurement", pol)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", NotGeoreferencedWarning)
+                ds = rasterio.open(self._c.raster_path(rel))
+        except RasterioIOError as err:
+            raise UsageError(
+                f"{self.name}: measurement {rel} cannot be opened ({err})",
+                "download the product again",
+            ) from None
+        ann = self.annotation(pol)
+        lines, samples = ann.lines, ann.samples
+        if (ann.lines, ann.samples) != self.shape:
+            ds.close()
+            raise UsageError(
+                f"{self.name}: the {pol} annotation says {samples} x {lines} pixels but the "
+                f"{self.polarisations[0]} annotation says {self.shape[1]} x {self.shape[0]}",
+                "the product is inconsistent; download it again",
+            )
+        if (ds.height, ds.width) != (lines, samples) or ds.count < 1:
+            ds.close()
+            raise UsageError(
+                f"{self.name}: measurement {rel} is {ds.width} x {ds.height} pixels but the "
+                f"annotation says {samples} x {lines}",
+                "the product is inconsistent or truncated; download it again",
+            )
+        self._rasters[pol] = ds
+        return ds
+
+    def read_dn(self, pol: str, window: Window) -> np.ndarray:
+        """DN (uint16) of ``pol`` inside ``window`` (rasterio Window in measurement pixels)."""
+        from rasterio.errors import RasterioIOError
+
+        ds = self._raster(pol)
+        try:
+            return ds.read(1, window=window, out_dtype=np.uint16)
+        except RasterioIOError as err:
+            raise UsageError(
+                f"{self.name}: reading {self.file('measurement', pol)} failed ({err})",
+                "the product is corrupt or truncated; download it again",
+            ) from None
+
+    def check_measurements(self) -> None:
+        """Open every measurement TIFF once: present, readable, and of the annotated size."""
+        for pol in REQUIRED_POLS:
+            self._raster(pol)
+
+    # --- lifetime -------------------------------------------------------------------------
+    def close(self) -> None:
+        for ds in self._rasters.values():
+            ds.close()
+        self._rasters.clear()
+        self._c.close()
+
+    def __enter__(self) -> Product:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Product({self.name!r})"
+
+
+def open_product(path: str | Path, *, require_measurement: bool = True) -> Product:
+    """Open and validate an EW GRD dual-pol (HH+HV) product: a ``.SAFE`` folder or its ``.zip``.
+
+    ``require_measurement=False`` allows metadata-only copies (like the bundled sample, which has
+    no measurement TIFFs); ``read_dn`` then fails with the same clear error when called.
+    """
+    path = Path(path)
+    name = product_name(path)
+    if not path.exists():
+        raise UsageError(f"product not found: {path}", "pass an existing .SAFE folder or .zip")
+    check_name(name)
+    container = SafeContainer(path, name)
+    product: Product | None = None
+    try:
+        if container.resolve("manifest.safe") is None:
+            raise UsageError(
+                f"{name}: file manifest.safe is missing from the product",
+                "pass a complete .SAFE folder or the .zip as downloaded",
+            )
+        try:
+            manifest = parse_manifest(container.read("manifest.safe"))
+        except XmlError as err:
+            raise UsageError(
+                f"{name}: manifest.safe is unreadable ({err})", "download the product again"
+            ) from None
+        if (
+            manifest.mode != "EW"
+            or tuple(sorted(manifest.polarisations)) != REQUIRED_POLS
+            or manifest.product_type != "GRD"
+        ):
+            raise _reject(
+                name,
+                manifest.mode,
+                manifest.polarisations,
+                f"{manifest.product_type} product, manifest says",
+            )
+        product = Product(path, container, manifest)
+        for pol in REQUIRED_POLS:
+            for kind in ("annotation", "calibration", "noise"):
+                product.file(kind, pol)
+        product.annotation()
+        if require_measurement:
+            product.check_measurements()
+    except BaseException:
+        if product is not None:
+            product.close()  # also closes any measurement already opened
+        container.close()
+        raise
+    return product
