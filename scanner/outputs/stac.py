@@ -1,0 +1,139 @@
+"""A STAC catalog of the scan outputs (``<out>/stac/catalog.json``), one item per mosaic.
+
+Self-contained with relative hrefs, so the output folder can be moved, synced or served as is.
+Re-running a mosaic replaces its item. The catalog folder is rebuilt in a temporary copy and
+swapped in whole (``common.atomic.atomic_path``), so a crash never leaves a half-written catalog.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from common.atomic import atomic_path
+from common.errors import UsageError
+
+SAR_EXT = "https://stac-extensions.github.io/sar/v1.0.0/schema.json"
+PROJ_EXT = "https://stac-extensions.github.io/projection/v2.0.0/schema.json"
+GPKG_MEDIA_TYPE = "application/geopackage+sqlite3"
+
+# asset key → (title, roles); files not listed get role "data"
+ASSET_KINDS: dict[str, tuple[str, list[str]]] = {
+    "rgb": ("RGB mosaic (R=G=HV dB, B=HH dB; 0 = nodata)", ["visual"]),
+    "probability": ("Polar-low probability (max over covering crops)", ["data"]),
+    "gradcam": ("Grad-CAM saliency, probability-weighted", ["data", "overlay"]),
+    "ig": ("Integrated Gradients magnitude, probability-weighted", ["data", "overlay"]),
+    "detections": ("Detections, windows, scenes and runs (GeoPackage 1.2)", ["metadata"]),
+}
+
+
+@dataclass
+class MosaicItem:
+    """What the STAC item of one mosaic says."""
+
+    mosaic_id: str
+    footprint: Any  # shapely geometry in lon/lat (EPSG:4326)
+    start: datetime
+    stop: datetime
+    scene_names: Sequence[str]
+    model_id: str
+    max_probability: float
+    assets: Mapping[str, str | Path]  # key → file path (absolute or relative to cwd)
+    epsg: int | None = 3413
+    polarizations: Sequence[str] = ("HH", "HV")
+    properties: Mapping[str, Any] = field(default_factory=dict)
+
+
+def _platforms(names: Sequence[str]) -> list[str]:
+    out = []
+    for n in names:
+        if len(n) >= 3 and n[:2].upper() == "S1":
+            out.append(f"sentinel-1{n[2].lower()}")
+    return sorted(set(out))
+
+
+def build_item(m: MosaicItem, item_dir: Path):
+    """A :class:`pystac.Item` for ``m``; asset hrefs relative to ``item_dir``."""
+    import pystac
+    from shapely.geometry import mapping
+
+    if m.footprint is None or m.footprint.is_empty:
+        raise UsageError(f"mosaic {m.mosaic_id} has no footprint", "pass its lon/lat footprint")
+    platforms = _platforms(m.scene_names)
+    props: dict[str, Any] = {
+        "constellation": "sentinel-1",
+        "instruments": ["c-sar"],
+        "sar:instrument_mode": "EW",
+        "sar:frequency_band": "C",
+        "sar:polarizations": list(m.polarizations),
+        "sar:product_type": "GRD",
+        "polarscan:model_id": m.model_id,
+        "polarscan:max_probability": float(m.max_probability),
+        "polarscan:scenes": list(m.scene_names),
+    }
+    if len(platforms) == 1:
+        props["platform"] = platforms[0]
+    elif platforms:
+        props["platform"] = ",".join(platforms)
+    extensions = [SAR_EXT]
+    if m.epsg:
+        props["proj:code"] = f"EPSG:{int(m.epsg)}"
+        extensions.append(PROJ_EXT)
+    props.update(m.properties)
+    item = pystac.Item(
+        id=m.mosaic_id,
+        geometry=mapping(m.footprint),
+        bbox=list(m.footprint.bounds),
+        datetime=None,
+        start_datetime=m.start,
+        end_datetime=m.stop,
+        properties=props,
+        stac_extensions=extensions,
+    )
+    for key, p in m.assets.items():
+        p = Path(p)
+        if not p.exists():
+            raise UsageError(f"asset '{key}' of {m.mosaic_id} not found: {p}", "write it first")
+        title, roles = ASSET_KINDS.get(key, (key, ["data"]))
+        media = GPKG_MEDIA_TYPE if p.suffix == ".gpkg" else pystac.MediaType.COG
+        href = os.path.relpath(p.resolve(), item_dir.resolve())
+        item.add_asset(key, pystac.Asset(href=href, media_type=media, roles=roles, title=title))
+    return item
+
+
+def write_stac(out_dir: str | Path, items: Sequence[MosaicItem]) -> Path:
+    """Add or replace ``items`` in ``<out_dir>/stac/catalog.json``; return the catalog path."""
+    import pystac
+
+    root = Path(out_dir) / "stac"
+    with atomic_path(root) as tmp:
+        if (root / "catalog.json").is_file():
+            shutil.copytree(root, tmp)
+            catalog = pystac.Catalog.from_file(str(tmp / "catalog.json"))
+        else:
+            tmp.mkdir(parents=True)
+            catalog = pystac.Catalog(
+                id="polarscan",
+                description="Polar-low scan results: mosaics, probabilities, saliency, detections",
+                title="polarscan outputs",
+            )
+        for m in items:
+            if next(catalog.get_items(m.mosaic_id), None) is not None:
+                catalog.remove_item(m.mosaic_id)
+                shutil.rmtree(tmp / m.mosaic_id, ignore_errors=True)
+            # the item will live at <root>/<id>/<id>.json: hrefs relative to that folder
+            catalog.add_item(build_item(m, root / m.mosaic_id))
+        catalog.normalize_hrefs(str(tmp) + os.sep)  # a folder (its ".tmp" looks like a file)
+        catalog.save(catalog_type=pystac.CatalogType.SELF_CONTAINED)
+    return root / "catalog.json"
+
+
+def read_catalog(out_dir: str | Path):
+    import pystac
+
+    return pystac.Catalog.from_file(str(Path(out_dir) / "stac" / "catalog.json"))
