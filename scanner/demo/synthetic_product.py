@@ -159,10 +159,14 @@ def write_datatake(
                     safe / rel, k, pol, files, names, rename, lat, lon, seed, i, compress
                 )
             if zip:
-                _zip_folder(safe, tmp.with_suffix(".zip.part"))
-                shutil.rmtree(safe)
-                tmp.rmdir()
-                tmp.with_suffix(".zip.part").rename(tmp)
+                part = tmp.with_suffix(".zip.part")
+                try:
+                    _zip_folder(safe, part)
+                    shutil.rmtree(safe)
+                    tmp.rmdir()
+                    part.rename(tmp)  # atomic_path then renames it onto the final name
+                finally:
+                    part.unlink(missing_ok=True)
         log.info("wrote %s", target)
         out.append(target)
     return out

@@ -56,7 +56,7 @@ class SafeContainer:
                 self._index[rel.lower()] = rel
 
     @staticmethod
-    def _norm(rel: str) -> str:
+    def norm(rel: str) -> str:
         rel = rel.replace("\\", "/")
         while rel.startswith("./"):
             rel = rel[2:]
@@ -64,7 +64,7 @@ class SafeContainer:
 
     def resolve(self, rel: str) -> str | None:
         """The real relative name of ``rel`` (case-insensitive), or None if absent."""
-        return self._index.get(self._norm(rel).lower())
+        return self._index.get(self.norm(rel).lower())
 
     def names(self) -> list[str]:
         return list(self._index.values())
@@ -73,7 +73,7 @@ class SafeContainer:
         real = self.resolve(rel)
         if real is None:
             raise UsageError(
-                f"{self.label}: file {self._norm(rel)} is missing from the product",
+                f"{self.label}: file {self.norm(rel)} is missing from the product",
                 "download the complete product again",
             )
         try:
@@ -91,7 +91,7 @@ class SafeContainer:
         real = self.resolve(rel)
         if real is None:
             raise UsageError(
-                f"{self.label}: file {self._norm(rel)} is missing from the product",
+                f"{self.label}: file {self.norm(rel)} is missing from the product",
                 "download the complete product again",
             )
         if self._zip is not None:

@@ -94,18 +94,43 @@ class Product:
         self._files: dict[tuple[str, str], str] = {}
         self._rasters: dict[str, Any] = {}
         self._annotations: dict[str, Annotation] = {}
+        self._luts: dict[tuple[str, str], Any] = {}
 
     # --- identity -------------------------------------------------------------------------
-    mission = property(lambda self: self._m.mission)
-    mode = property(lambda self: self._m.mode)
-    polarisations = property(lambda self: tuple(sorted(self._m.polarisations)))
-    abs_orbit = property(lambda self: self._m.abs_orbit)
-    datatake_id = property(lambda self: self._m.datatake_id)
-    pass_direction = property(lambda self: self._m.pass_direction)
-    ipf_version = property(lambda self: self._m.ipf_version)
+    @property
+    def mission(self) -> str:
+        """``S1A`` | ``S1B`` | ``S1C`` …"""
+        return self._m.mission
+
+    @property
+    def mode(self) -> str:
+        return self._m.mode
+
+    @property
+    def polarisations(self) -> tuple[str, ...]:
+        return tuple(sorted(self._m.polarisations))
+
+    @property
+    def abs_orbit(self) -> int:
+        return self._m.abs_orbit
+
+    @property
+    def datatake_id(self) -> str:
+        """Six hex digits, as in the product name (``058549``)."""
+        return self._m.datatake_id
+
+    @property
+    def pass_direction(self) -> str:
+        """``ASCENDING`` | ``DESCENDING``."""
+        return self._m.pass_direction
+
+    @property
+    def ipf_version(self) -> str:
+        return self._m.ipf_version
 
     @property
     def start(self) -> datetime:
+        """Sensing start, timezone-aware UTC."""
         return self._m.start
 
     @property
@@ -167,7 +192,7 @@ class Product:
             found = sorted(n for n in self._c.names() if pattern.fullmatch(n))
             real = found[0] if found else None
         if real is None:
-            shown = SafeContainer._norm(href) if href else f"{kind} file for {pol}"
+            shown = SafeContainer.norm(href) if href else f"{kind} file for {pol}"
             raise UsageError(
                 f"{self.name}: {kind} file {shown} is missing from the product",
                 "download the complete product again",
@@ -203,11 +228,10 @@ class Product:
         return self._cached("noise", pol, parse_noise)
 
     def _cached(self, kind: str, pol: str, parse):
-        cache = self.__dict__.setdefault("_lut_cache", {})
         key = (kind, pol.upper())
-        if key not in cache:
-            cache[key] = self._xml(kind, pol.upper(), parse)
-        return cache[key]
+        if key not in self._luts:
+            self._luts[key] = self._xml(kind, pol.upper(), parse)
+        return self._luts[key]
 
     # --- measurement ----------------------------------------------------------------------
     def _raster(self, pol: str):
