@@ -1,9 +1,98 @@
-"""CLI commands: scan (placeholder until its issue lands)."""
+"""CLI command ``scan``: find new scenes over an area, mosaic, score, explain, publish."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+
+HELP = """\
+Scan Sentinel-1 EW scenes over an area for polar lows. Finds the scenes (new since the last run
+with --since last), downloads them, builds one mosaic per datatake, scores the model's windows,
+writes Grad-CAM/IG rasters, and adds everything to OUT: detections.gpkg (QGIS layers), mosaics/,
+stac/catalog.json, record.sqlite. Exit 0: every scene succeeded; 1: some failed (the others are
+done and recorded, and failed ones are retried next run); 2: bad usage.
+Try it offline: python cli.py scan --source demo --out demo-output
+"""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this group's commands to the top-level parser."""
+    p = sub.add_parser(
+        "scan",
+        help="scan new scenes over an area for polar lows (dask-parallel)",
+        description=HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    area = p.add_mutually_exclusive_group()
+    area.add_argument(
+        "--bbox",
+        nargs=4,
+        type=float,
+        metavar=("W", "S", "E", "N"),
+        help="area in degrees lon/lat (W > E crosses 180°)",
+    )
+    area.add_argument("--aoi", metavar="FILE", help="area as a GeoJSON or GeoPackage polygon")
+    p.add_argument(
+        "--since",
+        metavar="last|DATE",
+        help="sensing date (YYYY-MM-DD[THH:MM]) or 'last' = published since the previous run "
+        "(default: last; a first run looks back one day; demo/local: everything)",
+    )
+    p.add_argument("--until", metavar="DATE", help="sensing date upper bound (default: now)")
+    p.add_argument("--source", help="cdse (default) | asf | dhus | local:PATH | demo")
+    p.add_argument("--model", metavar="PATH", help="model file (.keras or the authors' .h5)")
+    p.add_argument("--out", metavar="DIR", help="output folder (default: polarscan-output)")
+    p.add_argument("--threshold", type=float, metavar="P", help="detection probability")
+    p.add_argument(
+        "--saliency", metavar="LIST", help="comma list of gradcam,ig or 'none' (default: gradcam)"
+    )
+    p.add_argument("--workers", type=int, metavar="N", help="LocalCluster worker processes")
+    p.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="use an existing dask cluster")
+    p.add_argument(
+        "--sequential",
+        action="store_true",
+        default=None,
+        help="run in this process without dask (debugging)",
+    )
+    p.add_argument("--config", default=None, metavar="YAML", help="default: configs/scan.yaml")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def _overrides(args: argparse.Namespace) -> dict:
+    return {
+        "source": args.source,
+        "model": args.model,
+        "out": args.out,
+        "threshold": args.threshold,
+        "saliency": {"methods": args.saliency} if args.saliency is not None else None,
+        "workers": args.workers,
+        "scheduler": args.scheduler,
+        "sequential": args.sequential,
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from common.config import load_config
+    from scanner.orchestrate import ScanRequest, format_summary, scan
+    from scanner.scan_config import ScanConfig
+
+    config_path = args.config
+    if config_path is None:
+        default = Path(__file__).resolve().parents[1] / "configs" / "scan.yaml"
+        config_path = default if default.is_file() else None
+    config = load_config(ScanConfig, config_path, _overrides(args))
+    request = ScanRequest.from_args(
+        bbox=args.bbox, aoi=args.aoi, since=args.since, until=args.until
+    )
+    progress = not (args.json or args.no_progress or args.quiet) and sys.stderr.isatty()
+    summary = scan(request, config, progress=progress)
+    if args.json:
+        print(json.dumps(summary, indent=2, default=str))
+    else:
+        print(format_summary(summary))
+    return 1 if summary["counts"]["failed"] else 0

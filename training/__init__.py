@@ -14,6 +14,7 @@ _EXPORTS = {
     "load_model": "training.io",
     "gradcam": "training.explain",
     "integrated_gradients": "training.explain",
+    "ig_magnitude": "training.explain",
 }
 
 __all__ = sorted(_EXPORTS)

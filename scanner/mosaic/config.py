@@ -34,6 +34,14 @@ class MosaicConfig(StrictModel):
     max_gap_s: float = Field(
         5.0, ge=0, description="slices of one datatake further apart in time form separate strips"
     )
+    threads: int = Field(
+        2,
+        ge=1,
+        le=64,
+        description="threads for one product: HH and HV radiometry run side by side while the "
+        "inverse map is solved; capped at the CPUs this process may use. Set 1 where many "
+        "mosaics already run in parallel (e.g. one per dask worker thread)",
+    )
     inverse_step_m: float = Field(
         2000.0,
         gt=0,

@@ -258,25 +258,60 @@ def mosaic_strip(
     )
 
 
+def usable_threads(requested: int) -> int:
+    """``requested`` capped at the CPUs this process may run on (affinity, cgroup-free view)."""
+    import os
+
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(requested, cpus))
+
+
 def _sample_product(p, gc, grid, rows, cols, block, config, timings):
-    """HH and HV dB of one product on the window (rows, cols) of ``grid`` (NaN outside)."""
+    """HH and HV dB of one product on the window (rows, cols) of ``grid`` (NaN outside).
+
+    With ``config.threads`` > 1 (and as many CPUs), HH and HV radiometry run in two threads
+    while this one solves the inverse map: numpy and GDAL release the GIL, so the stages
+    overlap and ``timings`` then add up to more than the wall time.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
     from common.rgb import to_db
     from scanner.mosaic.resample import BlockSampler
     from scanner.safe.radiometry import sigma0_blocks
 
-    t0 = time.perf_counter()
-    line, pixel = gc.inverse_map(grid, rows, cols, step_m=config.inverse_step_m)
-    t1 = time.perf_counter()
-    sampler = BlockSampler(line, pixel, p.shape, block, config.resampling)
-    del line, pixel
-    timings["geocode"] += t1 - t0
-    timings["resample"] += time.perf_counter() - t1
-    out = []
-    for pol in ("HH", "HV"):
+    def radiometry(pol: str) -> np.ndarray:
+        return to_db(sigma0_blocks(p, pol, block), config.rgb.floor_db)
+
+    def geocode() -> BlockSampler:
         t0 = time.perf_counter()
-        db = to_db(sigma0_blocks(p, pol, block), config.rgb.floor_db)
+        line, pixel = gc.inverse_map(grid, rows, cols, step_m=config.inverse_step_m)
         t1 = time.perf_counter()
-        out.append(sampler.sample(db))
-        timings["radiometry"] += t1 - t0
+        sampler = BlockSampler(line, pixel, p.shape, block, config.resampling)
+        timings["geocode"] += t1 - t0
         timings["resample"] += time.perf_counter() - t1
-    return out[0], out[1]
+        return sampler
+
+    pols = ("HH", "HV")
+    if usable_threads(config.threads) > 1:
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(len(pols), thread_name_prefix="radiometry") as pool:
+            futures = [pool.submit(radiometry, pol) for pol in pols]
+            try:
+                sampler = geocode()
+            finally:  # on error, do not leave the radiometry running unobserved
+                for f in futures:
+                    f.cancel()
+            dbs = [f.result() for f in futures]
+        timings["radiometry"] += time.perf_counter() - t0
+    else:
+        sampler = geocode()
+        t0 = time.perf_counter()
+        dbs = [radiometry(pol) for pol in pols]
+        timings["radiometry"] += time.perf_counter() - t0
+    t0 = time.perf_counter()
+    hh, hv = (sampler.sample(db) for db in dbs)
+    timings["resample"] += time.perf_counter() - t0
+    return hh, hv

@@ -29,6 +29,14 @@ finite. A clipped block thus renders as the darkest valid value, never as nodata
 
 DEFAULT_CHUNK_ROWS = 512
 GDAL_CACHE_MB = 64
+GDAL_READ_OPTIONS = {"GDAL_CACHEMAX": GDAL_CACHE_MB, "GTIFF_DIRECT_IO": "YES"}
+"""Every row is read once, so GDAL's block cache (default 5 % of RAM) would only hold a copy of
+the scene (measured: +360 MB RSS and slower): keep it small. Direct IO reads uncompressed strips
+straight into the destination array (GDAL ignores it for compressed TIFFs)."""
+PASS_BYTES = 1 << 20
+"""Float32 working set of one arithmetic pass: small enough to stay in L2 cache. Converting,
+squaring and summing a whole 512-row strip at once streams ~20 MB through memory three times;
+doing it a few block rows at a time is ~2.5x faster (measured, same float32 result)."""
 
 
 def block_centres(n: int, block: int) -> np.ndarray:
@@ -50,29 +58,41 @@ def calibrate(dn2: np.ndarray, sigma_nought: np.ndarray, noise: np.ndarray | Non
 class BlockAccumulator:
     """Sum of DN² and count of valid pixels per block, fed strip by strip (pure numpy).
 
-    One padded float32 buffer is reused for every strip (no per-strip allocation); the padding
-    (zeros) never counts as valid. Counting is the expensive part, so it is done only for the
-    block columns that actually contain a DN 0 (nodata sits at the swath edges); elsewhere every
-    block is full.
+    DN² is summed over the rows of each block row a few block rows at a time, through one small
+    float32 buffer that stays in cache (:data:`PASS_BYTES`); the column sums of blocks follow
+    on the already 1/block-sized result. Counting is the expensive part, so it is done only for
+    the block columns that actually contain a DN 0 (nodata sits at the swath edges); elsewhere
+    every block is full.
     """
 
     def __init__(self, samples: int, block: int, strip_rows: int) -> None:
         self.block = block
         self.samples = samples
         self.wb = -(-samples // block)
-        self._sq = np.zeros((strip_rows, self.wb * block), dtype=np.float32)
+        per_pass = max(1, PASS_BYTES // (block * samples * 4))  # block rows per pass
+        self._per_pass = min(per_pass, max(1, -(-strip_rows // block)))
+        self._sq = np.empty((self._per_pass * block, samples), dtype=np.float32)
 
     def add(self, dn: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Block sums of DN² and valid counts of a strip ``dn`` (h ≤ strip_rows rows) → (hb, wb)."""
         b, (h, w) = self.block, dn.shape
+        if w != self.samples:
+            raise ValueError(f"strip has {w} columns, expected {self.samples}")
         hb = -(-h // b)
-        sq = self._sq[: hb * b]
-        np.copyto(sq[:h, :w], dn, casting="unsafe")
-        if hb * b > h:  # partial last block row: pad with zeros (never valid)
-            sq[h:] = 0.0
-        v = sq.reshape(hb, b, -1)
-        # square and sum the rows of each block row in one pass (no squared copy is written)
-        sums = np.einsum("hrc,hrc->hc", v, v).reshape(hb, self.wb, b).sum(axis=2)
+        row_sums = np.zeros((hb, self.wb * b), dtype=np.float32)  # padding columns stay 0
+        k = self._per_pass
+        for i in range(0, hb, k):
+            r0, r1 = i * b, min(h, (i + k) * b)
+            n_full, rest = divmod(r1 - r0, b)
+            v = self._sq[: r1 - r0]
+            np.copyto(v, dn[r0:r1], casting="unsafe")
+            if n_full:  # square and sum the rows of each block row in one pass, no temporary
+                v3 = v[: n_full * b].reshape(n_full, b, w)
+                row_sums[i : i + n_full, :w] = np.einsum("hrc,hrc->hc", v3, v3)
+            if rest:  # the partial last block row of the strip
+                part = v[n_full * b :]
+                row_sums[i + n_full, :w] = np.einsum("rc,rc->c", part, part)
+        sums = row_sums.reshape(hb, self.wb, b).sum(axis=2)
         counts = np.zeros((hb, self.wb), dtype=np.float64)
         # full blocks: b·b pixels, or fewer in the last (partial) block row / column
         rows_in = np.minimum(b, h - np.arange(hb) * b)[:, None]
@@ -100,27 +120,32 @@ def mean_dn2_blocks(
     chunk = max(block, ((rows_per_chunk or DEFAULT_CHUNK_ROWS) // block) * block)
     acc = BlockAccumulator(samples, block, chunk)
     out = np.empty((-(-lines // block), acc.wb), dtype=np.float64)
-    # every row is read once: GDAL's block cache (default 5 % of RAM) would only hold a copy of
-    # the scene in memory (measured: +360 MB RSS and slower); keep it small while streaming.
     # One reader thread fetches the next strip while this one reduces the current (GDAL and
     # numpy release the GIL): reading and arithmetic overlap; the dataset is only ever touched
-    # by the reader thread, one strip at a time.
+    # by the reader thread, one strip at a time. GDAL options set in one thread are not seen
+    # by another (rasterio sets them thread-locally outside the main thread): the reader sets
+    # its own.
     starts = list(range(0, lines, chunk))
 
     def read(r0: int) -> np.ndarray:
-        return product.read_dn(pol, Window(0, r0, samples, min(chunk, lines - r0)))
+        with rasterio.Env(**GDAL_READ_OPTIONS):
+            return product.read_dn(pol, Window(0, r0, samples, min(chunk, lines - r0)))
 
-    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), ThreadPoolExecutor(1) as pool:
+    with ThreadPoolExecutor(1) as pool:
         pending = pool.submit(read, starts[0])
-        for i, r0 in enumerate(starts):
-            dn = pending.result()
-            if i + 1 < len(starts):
-                pending = pool.submit(read, starts[i + 1])
-            sums, counts = acc.add(dn)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                out[r0 // block : r0 // block + sums.shape[0]] = np.where(
-                    counts > 0, sums / counts, np.nan
-                )
+        try:
+            for i, r0 in enumerate(starts):
+                dn = pending.result()
+                if i + 1 < len(starts):
+                    pending = pool.submit(read, starts[i + 1])
+                sums, counts = acc.add(dn)
+                del dn
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    out[r0 // block : r0 // block + sums.shape[0]] = np.where(
+                        counts > 0, sums / counts, np.nan
+                    )
+        finally:
+            pending.cancel()
     return out
 
 

@@ -1,0 +1,264 @@
+"""Run the per-mosaic pipeline over many groups: in-process, on a LocalCluster, or on a cluster.
+
+This (with :mod:`scanner.orchestrate`, which drives it) is the only place that knows dask. The stages are plain functions (``scanner.pipeline``);
+here they become one task chain per mosaic group (``client.submit`` with futures as arguments),
+so groups flow independently through the cluster and a failing group only fails its own chain.
+
+Who writes what: workers write per-mosaic files (the mosaic, its COGs) under unique names; the
+shared state — the SQLite scan record, ``detections.gpkg`` and the STAC catalog — is written only
+by the client, in ``on_done`` / ``on_failed``, one group at a time. A single writer needs no
+cross-process locking, works on any cluster whose workers share the output filesystem, and keeps
+the workers stateless (a killed worker never leaves a half-written shared file behind).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from common.errors import UsageError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One step of a group's chain: ``func(previous_result, ctx) -> result``."""
+
+    name: str
+    func: Callable[[Any, Any], Any]
+    gpu: bool = False  # run on a worker that declares a GPU resource, when there is one
+
+
+@dataclass(frozen=True)
+class ClusterSpec:
+    """How to run: ``sequential`` (no dask), a LocalCluster of ``workers`` processes, or an
+    existing scheduler address."""
+
+    sequential: bool = False
+    workers: int = 2
+    threads_per_worker: int = 1
+    scheduler: str | None = None
+    connect_timeout_s: float = 10.0
+
+
+Done = Callable[[Any, Any], None]  # (job, result)
+Failed = Callable[[Any, str, BaseException], None]  # (job, stage name, error)
+
+
+def local_gpu_count() -> int:
+    """GPUs on this machine (via nvidia-smi, without importing TensorFlow)."""
+    exe = shutil.which("nvidia-smi")
+    if not exe:
+        return 0
+    try:
+        out = subprocess.run([exe, "-L"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return 0
+    return sum(1 for line in out.stdout.splitlines() if line.startswith("GPU "))
+
+
+class Runner:
+    """Runs stage chains for many jobs. Use as a context manager: an existing scheduler is
+    contacted on entry (so a dead one is a usage error before any work); a LocalCluster is only
+    started when there is something to run."""
+
+    def __init__(self, spec: ClusterSpec) -> None:
+        self.spec = spec
+        self.client = None
+        self.cluster = None
+
+    def __enter__(self) -> Runner:
+        if not self.spec.sequential and self.spec.scheduler:
+            self.client, self.cluster = _connect(self.spec)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.client is not None:
+            self.client.close()
+        if self.cluster is not None:
+            # TensorFlow's thread pools can make a worker slow to exit; the nanny then kills
+            # it, which is fine at this point and not worth a warning.
+            logging.getLogger("distributed.nanny").setLevel(logging.ERROR)
+            self.cluster.close()
+        self.client = self.cluster = None
+
+    def run(
+        self,
+        jobs: Sequence[Any],
+        first_arg: Callable[[Any], Any],
+        stages: Sequence[Stage],
+        ctx: Any,
+        *,
+        key: Callable[[Any], str],
+        on_done: Done,
+        on_failed: Failed,
+        progress: bool = True,
+    ) -> dict[str, Any]:
+        """Run ``stages`` as one chain per job; call ``on_done``/``on_failed`` on the client as
+        each chain finishes (completion order). ``first_arg(job)`` is the first stage's input.
+        Returns facts for the summary (mode, workers, dashboard link, GPU workers)."""
+        if self.spec.sequential:
+            return _run_sequential(jobs, first_arg, stages, ctx, on_done, on_failed, progress)
+        if not jobs:
+            return {"mode": "scheduler" if self.spec.scheduler else "local-cluster", "workers": 0}
+        if self.client is None:
+            self.client, self.cluster = _connect(self.spec)
+        return _run_dask(
+            self.client, jobs, first_arg, stages, ctx, self.spec, key, on_done, on_failed, progress
+        )
+
+
+class _StageError(Exception):
+    """Carries the name of the stage that failed across the task chain."""
+
+    def __init__(self, stage: str, error: BaseException) -> None:
+        self.stage = stage
+        self.error = error
+        super().__init__(f"{stage}: {type(error).__name__}: {error}")
+
+    def __reduce__(self):  # picklable across processes
+        return (_StageError, (self.stage, self.error))
+
+
+def _call_stage(func: Callable[[Any, Any], Any], name: str, arg: Any, ctx: Any) -> Any:
+    try:
+        return func(arg, ctx)
+    except _StageError:
+        raise
+    except Exception as err:  # noqa: BLE001 - tagged with the stage, re-raised to the client
+        raise _StageError(name, err) from err
+
+
+def _run_sequential(jobs, first_arg, stages, ctx, on_done, on_failed, progress) -> dict:
+    from tqdm import tqdm
+
+    for job in tqdm(jobs, desc="mosaics", unit="mosaic", disable=not progress):
+        value = first_arg(job)
+        try:
+            for stage in stages:
+                value = _call_stage(stage.func, stage.name, value, ctx)
+        except _StageError as err:
+            on_failed(job, err.stage, err.error)
+            continue
+        on_done(job, value)
+    return {"mode": "sequential", "workers": 1}
+
+
+def _connect(spec: ClusterSpec):
+    """A Client on the given scheduler or on a new LocalCluster (returned for closing)."""
+    import dask
+    from distributed import Client, LocalCluster
+
+    dask.config.set({"distributed.worker.daemon": False})
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        # importing distributed resets its loggers to INFO; keep them quiet unless -vv
+        logging.getLogger("distributed").setLevel(logging.WARNING)
+    if spec.scheduler:
+        try:
+            client = Client(spec.scheduler, timeout=f"{spec.connect_timeout_s}s")
+        except (OSError, TimeoutError) as err:
+            raise UsageError(
+                f"the dask scheduler at {spec.scheduler} does not answer ({err})",
+                "start it (`dask scheduler`) and its workers, or drop --scheduler to run locally",
+            ) from None
+        return client, None
+    n = max(1, int(spec.workers))
+    cores = os.cpu_count() or 1
+    threads = max(1, cores // n)
+    env = {
+        # TensorFlow would otherwise give every worker process all cores.
+        "TF_NUM_INTRAOP_THREADS": str(threads),
+        "OMP_NUM_THREADS": str(threads),
+        "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3"),
+    }
+    gpus = local_gpu_count()
+    cluster = LocalCluster(
+        n_workers=n,
+        threads_per_worker=max(1, spec.threads_per_worker),
+        processes=True,
+        dashboard_address=":0",
+        host="127.0.0.1",
+        env=env,
+        resources={"GPU": 1} if gpus else None,
+        silence_logs=logging.WARNING,
+    )
+    return Client(cluster), cluster
+
+
+def _dashboard(client) -> str | None:
+    import importlib.util
+
+    if importlib.util.find_spec("bokeh") is None:
+        return None
+    try:
+        return client.dashboard_link
+    except Exception:  # noqa: BLE001 - no dashboard is not an error
+        return None
+
+
+def _run_dask(client, jobs, first_arg, stages, ctx, spec, key, on_done, on_failed, progress):
+    from distributed import as_completed
+    from tqdm import tqdm
+
+    t0 = time.monotonic()
+    info = client.scheduler_info()
+    workers = info.get("workers", {})
+    if not workers:
+        client.wait_for_workers(1, timeout=spec.connect_timeout_s * 3)
+        workers = client.scheduler_info().get("workers", {})
+    gpu_workers = sum(1 for w in workers.values() if (w.get("resources") or {}).get("GPU"))
+    link = _dashboard(client)
+    log.info(
+        "dask: %d worker(s) at %s%s; dashboard: %s",
+        len(workers),
+        client.scheduler.address,
+        f", {gpu_workers} with a GPU" if gpu_workers else "",
+        link or "unavailable (pip install 'bokeh>=3.1' to enable it)",
+    )
+    finals = {}
+    for job in jobs:
+        value = first_arg(job)
+        k = key(job)
+        for stage in stages:
+            value = client.submit(
+                _call_stage,
+                stage.func,
+                stage.name,
+                value,
+                ctx,
+                key=f"{stage.name}-{k}",
+                resources={"GPU": 1} if (stage.gpu and gpu_workers) else None,
+                retries=0,
+                pure=False,
+            )
+        finals[value] = job
+    bar = tqdm(total=len(finals), desc="mosaics", unit="mosaic", disable=not progress)
+    for fut in as_completed(list(finals)):
+        job = finals[fut]
+        try:
+            result = fut.result()
+        except _StageError as err:
+            on_failed(job, err.stage, err.error)
+        except Exception as err:  # noqa: BLE001 - e.g. a worker that died mid-task
+            on_failed(job, "worker", err)
+        else:
+            on_done(job, result)
+        finally:
+            fut.release()
+            bar.update(1)
+    bar.close()
+    return {
+        "mode": "scheduler" if spec.scheduler else "local-cluster",
+        "workers": len(workers),
+        "gpu_workers": gpu_workers,
+        "dashboard": link,
+        "scheduler": client.scheduler.address,
+        "seconds": round(time.monotonic() - t0, 2),
+    }

@@ -1,0 +1,98 @@
+"""The scan's configuration (``configs/scan.yaml``): one typed object composed of the stages'.
+
+Parsed once at the CLI boundary; command-line flags override the file. The mosaic grid and RGB
+recipe are NOT free choices when scanning: they must be what the model's card says it was trained
+on, so :func:`fit_to_card` fills them from the card and refuses explicit values that disagree.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+
+from common.config import StrictModel
+from common.errors import UsageError
+from scanner.mosaic.config import MosaicConfig
+from scanner.saliency import SaliencyConfig, parse_methods
+from scanner.tiling import TilingConfig
+from training.card import ModelCard
+
+DEMO_MODEL = Path(__file__).resolve().parents[1] / "models" / "demo" / "polarlow-demo-192.keras"
+
+
+class ScanConfig(StrictModel):
+    """Everything ``cli.py scan`` needs besides the area and the time window."""
+
+    source: str = Field("cdse", description="cdse | asf | dhus | local:PATH | demo")
+    model: str | None = Field(
+        None, description="model file (.keras or legacy .h5); unset = the demo weights for demo"
+    )
+    out: str = Field("polarscan-output", description="output folder, accumulating run after run")
+    threshold: float | None = Field(
+        None, gt=0.0, lt=1.0, description="detection probability; unset = the model card's"
+    )
+    batch_size: int = Field(16, ge=1, le=1024, description="windows per inference batch")
+    workers: int = Field(2, ge=1, le=256, description="LocalCluster worker processes")
+    threads_per_worker: int = Field(1, ge=1, le=64, description="threads per worker process")
+    scheduler: str | None = Field(None, description="tcp://host:port of an existing scheduler")
+    scheduler_timeout_s: float = Field(10.0, gt=0, description="wait this long for --scheduler")
+    sequential: bool = Field(False, description="run in-process without dask (debugging)")
+    max_attempts: int = Field(3, ge=1, description="a failed scene is retried this many runs")
+    claim_ttl_s: float = Field(6 * 3600, gt=0, description="a crashed run's claims expire after")
+    keep_downloads: bool = Field(
+        True, description="keep downloaded products under <out>/downloads after processing"
+    )
+    mosaic: MosaicConfig = Field(default_factory=MosaicConfig)
+    tiling: TilingConfig = Field(default_factory=TilingConfig)
+    saliency: SaliencyConfig = Field(default_factory=SaliencyConfig)
+
+    @field_validator("saliency", mode="before")
+    @classmethod
+    def _methods(cls, value):
+        """``--saliency gradcam,ig`` arrives as a string or list: it sets the methods."""
+        if isinstance(value, (str, list, tuple)):
+            return {"methods": parse_methods(value)}
+        if isinstance(value, dict) and isinstance(value.get("methods"), str):
+            return {**value, "methods": parse_methods(value["methods"])}
+        return value
+
+    @field_validator("scheduler")
+    @classmethod
+    def _check_scheduler(cls, value: str | None) -> str | None:
+        if value and "://" not in value:
+            value = f"tcp://{value}"
+        return value
+
+    @property
+    def out_dir(self) -> Path:
+        return Path(self.out).expanduser().resolve()
+
+
+def fit_to_card(config: ScanConfig, card: ModelCard) -> ScanConfig:
+    """The config with the mosaic grid and RGB recipe of the model's card.
+
+    Values the user set explicitly in ``mosaic:`` must agree with the card: a model fed mosaics
+    at another pixel spacing or colour stretch than it was trained on silently scores nonsense.
+    """
+    m = config.mosaic
+    explicit = m.model_fields_set
+    if "resolution_m" in explicit and abs(m.resolution_m - card.pixel_spacing_m) > 1e-6:
+        raise UsageError(
+            f"mosaic.resolution_m is {m.resolution_m:g} m but the model card expects "
+            f"{card.pixel_spacing_m:g} m pixels",
+            "remove mosaic.resolution_m from the config (it follows the model card) or use a "
+            "model trained at that spacing",
+        )
+    if "rgb" in explicit and m.rgb != card.rgb:
+        raise UsageError(
+            "mosaic.rgb differs from the RGB recipe in the model card",
+            "remove mosaic.rgb from the config (it follows the model card) or fix the card",
+        )
+    if card.window_px < 8:
+        raise UsageError(
+            f"the model card's window_px ({card.window_px}) is too small to tile a mosaic",
+            "fix window_px in the card",
+        )
+    fitted = m.model_copy(update={"resolution_m": card.pixel_spacing_m, "rgb": card.rgb})
+    return config.model_copy(update={"mosaic": fitted})

@@ -1,0 +1,51 @@
+"""The runner: stage chains per job, failures isolated per job, same results with and without dask."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from common.errors import UsageError
+from scanner.orchestrate_dask import ClusterSpec, Runner, Stage
+from tests.support.scan_stages import add, times_ten_or_fail
+
+STAGES = [Stage("add", add), Stage("scale", times_ten_or_fail, gpu=True)]
+
+
+def _run(spec: ClusterSpec):
+    done, failed = {}, {}
+    with Runner(spec) as runner:
+        facts = runner.run(
+            [1, 2, 3, 4],
+            lambda job: job,
+            STAGES,
+            0,
+            key=lambda job: f"job{job}",
+            on_done=lambda job, res: done.__setitem__(job, res),
+            on_failed=lambda job, stage, err: failed.__setitem__(job, (stage, str(err))),
+            progress=False,
+        )
+    return facts, done, failed
+
+
+def test_sequential_isolates_a_failing_job():
+    facts, done, failed = _run(ClusterSpec(sequential=True))
+    assert facts["mode"] == "sequential"
+    assert {k: v[0] for k, v in done.items()} == {1: 10, 2: 20, 4: 40}
+    assert {v[1] for v in done.values()} == {os.getpid()}  # ran in this process
+    assert failed == {3: ("scale", "boom on 3")}
+
+
+def test_local_cluster_gives_the_same_results_in_worker_processes():
+    facts, done, failed = _run(ClusterSpec(workers=2))
+    assert facts["mode"] == "local-cluster" and facts["workers"] == 2
+    assert {k: v[0] for k, v in done.items()} == {1: 10, 2: 20, 4: 40}
+    assert os.getpid() not in {v[1] for v in done.values()}  # computed on the workers
+    assert failed == {3: ("scale", "boom on 3")}
+
+
+def test_a_scheduler_that_does_not_answer_is_a_usage_error():
+    spec = ClusterSpec(scheduler="tcp://127.0.0.1:9", connect_timeout_s=2)
+    with pytest.raises(UsageError, match="does not answer"), Runner(spec):
+        pass
