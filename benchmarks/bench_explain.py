@@ -44,6 +44,7 @@ def bench_variant(name: str, n_images: int, repeats: int, ig_steps: list[int]) -
     import keras
 
     from training import build_model, gradcam, integrated_gradients
+    from training.explain import chunk_size
     from training.model import VARIANTS
 
     v = VARIANTS[name]
@@ -65,7 +66,8 @@ def bench_variant(name: str, n_images: int, repeats: int, ig_steps: list[int]) -
         ),
     }
     for steps in ig_steps:
-        per[f"IG {steps} steps, 1 image (batches of 32 points)"] = (
+        k = chunk_size(model, 32, steps + 1)
+        per[f"IG {steps} steps, 1 image, {k} points per chunk"] = (
             lambda s=steps: integrated_gradients(model, x[:1], steps=s),
             1,
         )

@@ -24,15 +24,16 @@ if str(REPO) not in sys.path:
 
 
 def read_only(product) -> float:
-    """Both TIFFs strip by strip, with the same small GDAL cache the radiometry uses."""
+    """Both TIFFs strip by strip, with the GDAL options the radiometry uses (small cache,
+    direct IO)."""
     import rasterio
     from rasterio.windows import Window
 
-    from scanner.safe.radiometry import GDAL_CACHE_MB
+    from scanner.safe.radiometry import GDAL_READ_OPTIONS
 
     t0 = time.perf_counter()
     lines, samples = product.shape
-    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
+    with rasterio.Env(**GDAL_READ_OPTIONS):
         for pol in ("HH", "HV"):
             for r0 in range(0, lines, 516):
                 product.read_dn(pol, Window(0, r0, samples, min(516, lines - r0)))

@@ -6,7 +6,17 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import UTC, datetime
+
+from commands._args import (
+    DEFAULT_OUT,
+    add_command,
+    add_json,
+    add_limit,
+    add_window,
+    check_limit,
+    parse_date,
+    print_json,
+)
 
 HELP = """\
 List what the scan record of OUT (OUT/record.sqlite) knows: every scene found, its status
@@ -17,16 +27,14 @@ the next search finds them again), --clear-lock (remove the lock a crashed scan 
 Exit 0: done; 2: bad usage, unknown ids, no or unreadable record (nothing is changed).
 """
 
-DEFAULT_OUT = "polarscan-output"
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this group's commands to the top-level parser."""
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "catalog",
-        help="list/filter the scan record; re-queue failed scenes; clear a stale lock",
-        description=HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "list/filter the scan record; re-queue failed scenes; clear a stale lock",
+        HELP,
     )
     p.add_argument("--out", default=DEFAULT_OUT, metavar="DIR", help=f"scan folder ({DEFAULT_OUT})")
     p.add_argument(
@@ -36,10 +44,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="only this status (repeatable): found, downloaded, processed, failed, skipped",
     )
     p.add_argument("--source", help="only scenes from this source (cdse, asf, local, …)")
-    p.add_argument(
-        "--since", metavar="DATE", help="only from this UTC date/time (YYYY-MM-DD[THH:MM])"
+    add_window(
+        p, "only from this UTC date/time (YYYY-MM-DD[THH:MM])", "only before this UTC date/time"
     )
-    p.add_argument("--until", metavar="DATE", help="only before this UTC date/time")
     p.add_argument(
         "--time",
         choices=("start", "published", "updated"),
@@ -47,8 +54,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="which time --since/--until filter and sort on: sensing start (default), "
         "publication, or the record's last change",
     )
-    p.add_argument("--limit", type=int, metavar="N", help="at most N scenes")
-    p.add_argument("--json", action="store_true", help="print a JSON list of scene records")
+    add_limit(p, "at most N scenes")
+    add_json(p, "print a JSON list of scene records")
     act = p.add_mutually_exclusive_group()
     act.add_argument(
         "--requeue-failed", action="store_true", help="make every failed scene pending again"
@@ -64,19 +71,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def parse_date(text: str, flag: str) -> datetime:
-    """``YYYY-MM-DD`` or ISO 8601 date-time; naive values are UTC."""
-    from common.errors import UsageError
-
-    try:
-        dt = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise UsageError(
-            f"{flag} {text!r} is not a date", f"give {flag} as YYYY-MM-DD or YYYY-MM-DDTHH:MM"
-        ) from None
-    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
-
-
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -90,10 +84,9 @@ def run(args: argparse.Namespace) -> int:
             f"no scan record at {path}",
             "check --out (a scan writes <out>/record.sqlite on its first run)",
         )
-    since = parse_date(args.since, "--since") if args.since else None
-    until = parse_date(args.until, "--until") if args.until else None
-    if args.limit is not None and args.limit < 1:
-        raise UsageError(f"--limit {args.limit} is not positive", "give --limit 1 or more")
+    since = parse_date(args.since or None, "--since")
+    until = parse_date(args.until or None, "--until")
+    check_limit(args.limit)
 
     with Record(path, create=False) as rec:
         if args.clear_lock:
@@ -118,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
         if args.runs:
             runs = rec.runs(limit=args.limit or 20)
             if args.json:
-                print(json.dumps(runs, indent=1))
+                print_json(runs, indent=1)
             else:
                 for r in runs:
                     print(
@@ -135,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
             limit=args.limit,
         )
         if args.json:
-            print(json.dumps([r.as_dict() for r in rows], indent=1))
+            print_json([r.as_dict() for r in rows], indent=1)
         else:
             _print(rows, False)
             counts = rec.counts()
@@ -146,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _print(rows: list, as_json: bool) -> None:
     if as_json:
-        print(json.dumps([r.as_dict() for r in rows], indent=1))
+        print_json([r.as_dict() for r in rows], indent=1)
         return
     for r in rows:
         why = r.last_error if r.status == "failed" else (r.reason or "")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from commands._args import add_command, add_json, default_config, print_json
+
 MOSAIC_HELP = """\
 Turn Sentinel-1 EW GRDM dual-pol products (SAFE folders or their .zip) into a georeferenced RGB
 mosaic (Cloud-Optimized GeoTIFF; EPSG:3413 at 500 m by default; R = G = HV dB, B = HH dB).
@@ -16,11 +18,8 @@ unless every mosaic succeeds.
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this group's commands to the top-level parser."""
-    p = sub.add_parser(
-        "mosaic",
-        help="make an RGB mosaic COG from Sentinel-1 EW products",
-        description=MOSAIC_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    p = add_command(
+        sub, "mosaic", "make an RGB mosaic COG from Sentinel-1 EW products", MOSAIC_HELP
     )
     p.add_argument("products", nargs="+", metavar="PRODUCT", help=".SAFE folder or .zip")
     p.add_argument(
@@ -47,12 +46,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument(
         "--sea-mask", metavar="RASTER", help="raster on the mosaic's grid, non-zero = sea"
     )
-    s.add_argument("--json", action="store_true", help="print JSON")
+    add_json(s, "print JSON")
     s.set_defaults(func=run_stats)
-
-
-def default_config() -> Path:
-    return Path(__file__).resolve().parents[1] / "configs" / "mosaic.yaml"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -60,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     from scanner.mosaic.config import MosaicConfig
     from scanner.mosaic.run import mosaic_products
 
-    path = args.config or (default_config() if default_config().is_file() else None)
+    path = args.config or default_config("mosaic.yaml")
     config = load_config(MosaicConfig, path, {"crs": args.crs, "resolution_m": args.resolution})
     results = mosaic_products(args.products, Path(args.out), config, overwrite=args.overwrite)
     if not args.quiet:
@@ -73,16 +68,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_stats(args: argparse.Namespace) -> int:
-    import json
-
     from scanner.mosaic.stats import channel_means
 
     res = channel_means(args.mosaic, args.sea_mask)
     if args.json:
-        print(
-            json.dumps(
-                {"means": list(res.means), "pixels": res.pixels, "reference": list(res.reference)}
-            )
+        print_json(
+            {"means": list(res.means), "pixels": res.pixels, "reference": list(res.reference)}
         )
     else:
         print(res.report())

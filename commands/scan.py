@@ -3,8 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
+
+from commands._args import (
+    DEFAULT_OUT,
+    add_area,
+    add_command,
+    add_json,
+    add_source,
+    add_window,
+    default_config,
+    print_json,
+)
 
 HELP = """\
 Scan Sentinel-1 EW scenes over an area for polar lows. Finds the scenes (new since the last run
@@ -18,31 +28,20 @@ Try it offline: python cli.py scan --source demo --out demo-output
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this group's commands to the top-level parser."""
-    p = sub.add_parser(
-        "scan",
-        help="scan new scenes over an area for polar lows (dask-parallel)",
-        description=HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    p = add_command(
+        sub, "scan", "scan new scenes over an area for polar lows (dask-parallel)", HELP
     )
-    area = p.add_mutually_exclusive_group()
-    area.add_argument(
-        "--bbox",
-        nargs=4,
-        type=float,
-        metavar=("W", "S", "E", "N"),
-        help="area in degrees lon/lat (W > E crosses 180°)",
-    )
-    area.add_argument("--aoi", metavar="FILE", help="area as a GeoJSON or GeoPackage polygon")
-    p.add_argument(
-        "--since",
-        metavar="last|DATE",
-        help="sensing date (YYYY-MM-DD[THH:MM]) or 'last' = published since the previous run "
+    add_area(p, required=False)
+    add_window(
+        p,
+        "sensing date (YYYY-MM-DD[THH:MM]) or 'last' = published since the previous run "
         "(default: last; a first run looks back one day; demo/local: everything)",
+        "sensing date upper bound (default: now)",
+        since_metavar="last|DATE",
     )
-    p.add_argument("--until", metavar="DATE", help="sensing date upper bound (default: now)")
-    p.add_argument("--source", help="cdse (default) | asf | dhus | local:PATH | demo")
+    add_source(p)  # no default here: the config's source applies
     p.add_argument("--model", metavar="PATH", help="model file (.keras or the authors' .h5)")
-    p.add_argument("--out", metavar="DIR", help="output folder (default: polarscan-output)")
+    p.add_argument("--out", metavar="DIR", help=f"output folder (default: {DEFAULT_OUT})")
     p.add_argument("--threshold", type=float, metavar="P", help="detection probability")
     p.add_argument(
         "--saliency", metavar="LIST", help="comma list of gradcam,ig or 'none' (default: gradcam)"
@@ -56,7 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="run in this process without dask (debugging)",
     )
     p.add_argument("--config", default=None, metavar="YAML", help="default: configs/scan.yaml")
-    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    add_json(p, "print the summary as JSON")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -75,16 +74,11 @@ def _overrides(args: argparse.Namespace) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from common.config import load_config
     from scanner.orchestrate import ScanRequest, format_summary, scan
     from scanner.scan_config import ScanConfig
 
-    config_path = args.config
-    if config_path is None:
-        default = Path(__file__).resolve().parents[1] / "configs" / "scan.yaml"
-        config_path = default if default.is_file() else None
+    config_path = args.config if args.config is not None else default_config("scan.yaml")
     config = load_config(ScanConfig, config_path, _overrides(args))
     request = ScanRequest.from_args(
         bbox=args.bbox, aoi=args.aoi, since=args.since, until=args.until
@@ -92,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     progress = not (args.json or args.no_progress or args.quiet) and sys.stderr.isatty()
     summary = scan(request, config, progress=progress)
     if args.json:
-        print(json.dumps(summary, indent=2, default=str))
+        print_json(summary, indent=2, default=str)
     else:
         print(format_summary(summary))
     return 1 if summary["counts"]["failed"] else 0

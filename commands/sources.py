@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from datetime import UTC, datetime
+
+from commands._args import (
+    add_area,
+    add_command,
+    add_json,
+    add_limit,
+    add_source,
+    add_window,
+    check_limit,
+    parse_date,
+    print_json,
+)
 
 SEARCH_HELP = """\
 List the Sentinel-1 EW GRDM dual-pol (HH+HV) scenes over an area and a time window that a scan
@@ -31,72 +41,31 @@ Exit 0: all downloaded; 1: a download failed; 2: bad arguments, unknown product 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this group's commands to the top-level parser."""
-    p = sub.add_parser(
-        "search",
-        help="list the scenes a scan would process (no download)",
-        description=SEARCH_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    p = add_command(
+        sub, "search", "list the scenes a scan would process (no download)", SEARCH_HELP
     )
-    area = p.add_mutually_exclusive_group(required=True)
-    area.add_argument(
-        "--bbox",
-        nargs=4,
-        type=float,
-        metavar=("W", "S", "E", "N"),
-        help="lon/lat box in degrees (W > E crosses 180°)",
-    )
-    area.add_argument("--aoi", metavar="FILE", help="area as a GeoJSON or GeoPackage polygon")
-    p.add_argument(
-        "--since", metavar="DATE", help="sensing from this UTC date (YYYY-MM-DD[THH:MM])"
-    )
-    p.add_argument("--until", metavar="DATE", help="sensing before this UTC date")
+    add_area(p, required=True)
+    add_window(p, "sensing from this UTC date (YYYY-MM-DD[THH:MM])", "sensing before this UTC date")
     p.add_argument(
         "--published-after",
         metavar="DATE",
         help="only scenes published after this UTC date/time (what is new since a run)",
     )
-    _source_arg(p)
-    p.add_argument("--limit", type=int, metavar="N", help="list at most N scenes")
-    p.add_argument("--json", action="store_true", help="print a JSON list of scene records")
+    add_source(p, default="cdse")
+    add_limit(p, "list at most N scenes")
+    add_json(p, "print a JSON list of scene records")
     p.set_defaults(func=run_search)
 
-    d = sub.add_parser(
-        "download",
-        help="download products by id or name (verified, resumable)",
-        description=DOWNLOAD_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    d = add_command(
+        sub, "download", "download products by id or name (verified, resumable)", DOWNLOAD_HELP
     )
     d.add_argument("products", nargs="+", metavar="ID|NAME", help="product id (UUID) or name")
     d.add_argument("--out", required=True, metavar="DIR", help="folder to download into")
     d.add_argument(
         "--retries", type=int, default=5, metavar="N", help="retries per product (default 5)"
     )
-    _source_arg(d)
+    add_source(d, default="cdse")
     d.set_defaults(func=run_download)
-
-
-def _source_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--source",
-        default="cdse",
-        metavar="SOURCE",
-        help="cdse (default) | asf | dhus | local:PATH | demo",
-    )
-
-
-def parse_date(text: str | None, flag: str) -> datetime | None:
-    """``YYYY-MM-DD`` or ISO 8601 date-time; naive values are UTC."""
-    from common.errors import UsageError
-
-    if text is None:
-        return None
-    try:
-        dt = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise UsageError(
-            f"{flag} {text!r} is not a date", f"give {flag} as YYYY-MM-DD or YYYY-MM-DDTHH:MM"
-        ) from None
-    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
 def scene_record(scene) -> dict:
@@ -135,8 +104,7 @@ def run_search(args: argparse.Namespace) -> int:
     if since is not None and until is not None and since >= until:
         raise UsageError(f"--since {args.since} is not before --until {args.until}",
                          "give a start before the end")  # fmt: skip
-    if args.limit is not None and args.limit < 1:
-        raise UsageError(f"--limit {args.limit} is not positive", "give --limit 1 or more")
+    check_limit(args.limit)
     aoi = AOI.from_bbox(*args.bbox) if args.bbox else AOI.from_file(args.aoi)
     source = get_source(args.source)
     scenes = []
@@ -145,8 +113,7 @@ def run_search(args: argparse.Namespace) -> int:
         if args.limit is not None and len(scenes) >= args.limit:
             break
     if args.json:
-        json.dump([scene_record(s) for s in scenes], sys.stdout, indent=2)
-        print()
+        print_json([scene_record(s) for s in scenes], indent=2)
         return 0
     for s in scenes:
         size = f"{s.size / 1e6:7.0f} MB" if s.size else "      ? MB"

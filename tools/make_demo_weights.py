@@ -1,6 +1,6 @@
 """Train the 192->128 demo weights on synthetic images, and write the quick-start examples.
 
-    nice python tools/make_demo_weights.py            # ~minutes on 2 CPU cores
+    nice .venv/bin/python tools/make_demo_weights.py   # ~14 min on 2 shared CPU cores
 
 Writes ``models/demo/polarlow-demo-192.keras`` (+ ``.card.yaml``) and ``examples/*.png``.
 The weights are trained on *synthetic* images (training/synthetic.py at 2 km pixels, i.e.
@@ -72,9 +72,10 @@ def train_demo(
 
     CPU-cheap tricks, none of which changes the architecture or the saved graph: batch-norm
     momentum 0.9 instead of 0.99 while training (a few hundred steps are too few for the
-    default's moving statistics to settle), the learning rate halved late in the run, and the
-    weights of the epoch with the best F1 on a separate validation set (stopping early once it
-    reaches ``stop_f1``). The test set is only scored at the end.
+    default's moving statistics to settle), and the weights of the epoch with the best F1 on a
+    separate validation set (stopping early once it reaches ``stop_f1``). The test set is only
+    scored at the end. Seeded: on TF 2.21 CPU the committed weights came out of this exactly
+    (validation F1 0.95 at epoch 16; held-out test F1 0.95, ROC-AUC 0.99, ~14 min on 2 cores).
     """
     import keras
 
@@ -116,23 +117,12 @@ def train_demo(
         epochs=epochs,
         shuffle=True,
         verbose=verbose,
-        callbacks=[keep, keras.callbacks.LearningRateScheduler(halve_late(epochs))],
+        callbacks=[keep],
     )
     if keep.best_weights is not None:
         model.set_weights(keep.best_weights)
     probs = predict_proba(model, xt, batch_size=32)
     return model, compute_metrics(yt, probs, CARD.threshold)
-
-
-def halve_late(epochs: int):
-    """LR schedule: the authors' 1e-3, halved at 50 %, 70 % and 85 % of the epochs (a fixed
-    stand-in for ReduceLROnPlateau, whose patience of 10 is longer than this whole run)."""
-    marks = [int(epochs * f) for f in (0.5, 0.7, 0.85)]
-
-    def schedule(epoch: int, lr: float) -> float:
-        return float(lr) * 0.5 if epoch in marks else float(lr)
-
-    return schedule
 
 
 def _render(hh: np.ndarray, hv: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -30,6 +30,11 @@ POSITIVE = 1  # class index of "polar low" (folders neg/pos in alphabetical orde
 
 Progress = Callable[[int, int], None]  # (done, total)
 
+#: On a CPU, chunks of more than about this many crop pixels run *slower* per image (the
+#: activations fall out of cache; measured with benchmarks/bench_explain.py): at most 2 path
+#: points or images of an 800->512 model, 32 of a 192->128 one. Accelerators get ``batch_size``.
+CPU_CHUNK_PIXELS = 2**19
+
 # probe models per (model, layer, batch): built once, they share the model's weights
 _PROBES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _WARNED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> layers warned about
@@ -84,6 +89,20 @@ def check_images(model, images: np.ndarray) -> np.ndarray:
     if images.shape[0] == 0:
         raise UsageError("the batch of images is empty", "pass at least one image")
     return images.astype(np.float32, copy=False)
+
+
+def chunk_size(model, batch_size: int, total: int) -> int:
+    """How many images/path points to push through the model at once: at most ``batch_size``
+    (and, on a CPU, :data:`CPU_CHUNK_PIXELS`), in even chunks so little is padding."""
+    from training.gradients import accelerator_present
+
+    if batch_size < 1:
+        raise UsageError(f"batch_size must be >= 1, got {batch_size}", "use e.g. 16")
+    limit = min(batch_size, total)
+    if not accelerator_present():
+        crop = crop_window(model)[2]
+        limit = max(1, min(limit, CPU_CHUNK_PIXELS // (crop * crop)))
+    return -(-total // -(-total // limit))
 
 
 # --------------------------------------------------------------------------- layers
@@ -243,10 +262,8 @@ def gradcam(
             layer,
             f" (a finer layer: {finer[-1]})" if finer else "",
         )
-    if batch_size < 1:
-        raise UsageError(f"batch_size must be >= 1, got {batch_size}", "use e.g. 16")
     n = len(images)
-    batch = min(batch_size, n)
+    batch = chunk_size(model, batch_size, n)
     probe, eps = _probe(model, layer, batch)
     cams = np.empty((n, *grid), dtype=np.float32)
     for start in range(0, n, batch):
@@ -287,9 +304,10 @@ def integrated_gradients(
 
     Path from ``baseline`` (black, all zeros, by default as the authors used; else a scalar, one
     image or one per image) to each image, ``steps`` intervals, trapezoidal rule. The
-    ``N * (steps + 1)`` path points are evaluated in even chunks of at most ``batch_size``, so
-    memory stays bounded whatever ``steps`` is. Completeness: the attributions of an image sum to
-    f(image) - f(baseline), up to the integration error.
+    ``N * (steps + 1)`` path points are evaluated in even chunks of at most ``batch_size``
+    (fewer on a CPU: :func:`chunk_size`), so memory stays bounded whatever ``steps`` is.
+    Completeness: the attributions of an image sum to f(image) - f(baseline), up to the
+    integration error.
     """
     from training.gradients import backend_name, input_gradients
 
@@ -297,8 +315,6 @@ def integrated_gradients(
     images = check_images(model, images)
     if steps < 1:
         raise UsageError(f"steps must be >= 1, got {steps}", "use e.g. 200 (the authors' value)")
-    if batch_size < 1:
-        raise UsageError(f"batch_size must be >= 1, got {batch_size}", "use e.g. 32")
     base = np.zeros(1, np.float32) if baseline is None else np.asarray(baseline, np.float32)
     try:
         base = np.broadcast_to(base, images.shape)
@@ -313,7 +329,7 @@ def integrated_gradients(
     total = n * (steps + 1)
     pairs = [(i, k) for i in range(n) for k in range(steps + 1)]
     acc = np.zeros(images.shape, dtype=np.float64)
-    batch = -(-total // -(-total // batch_size))  # even chunks <= batch_size: little padding
+    batch = chunk_size(model, batch_size, total)
     for start in range(0, total, batch):
         chunk = pairs[start : start + batch]
         idx = np.array([i for i, _ in chunk])
@@ -331,8 +347,9 @@ def integrated_gradients(
 
 
 def ig_magnitude(attributions: np.ndarray, *, percentile: float = 99.0) -> np.ndarray:
-    """Per-pixel display map ``(N, S, S)`` in [0, 1]: channel-summed absolute attribution divided
-    by its per-image ``percentile`` and clipped, so a few extreme pixels do not wash out the rest."""
+    """Per-pixel display map ``(N, S, S)`` in [0, 1]: channel-summed absolute attribution
+    divided by its per-image ``percentile`` and clipped, so a few extreme pixels do not wash
+    out the rest."""
     attributions = np.asarray(attributions, dtype=np.float32)
     if attributions.ndim != 4:
         raise UsageError(

@@ -40,10 +40,23 @@ def backend_name() -> str:
     name = keras.backend.backend()
     if name not in SUPPORTED_BACKENDS:
         raise UsageError(
-            f"explanations (Grad-CAM, Integrated Gradients) do not support the Keras backend {name!r}",
+            "explanations (Grad-CAM, Integrated Gradients) do not support the Keras backend "
+            f"{name!r}",
             f"run with KERAS_BACKEND set to one of {', '.join(SUPPORTED_BACKENDS)}",
         )
     return name
+
+
+def accelerator_present() -> bool:
+    """Whether the backend computes on a GPU/TPU (large batches pay off) rather than the CPU."""
+    name = backend_name()
+    if name == "tensorflow":
+        import tensorflow as tf
+
+        return bool(tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"))
+    import jax
+
+    return jax.default_backend() != "cpu"
 
 
 def input_gradients(model, images: np.ndarray, class_index: int) -> tuple[np.ndarray, np.ndarray]:

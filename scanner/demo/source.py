@@ -13,17 +13,12 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from common.atomic import atomic_path
 from common.errors import UsageError
-from scanner.sources.base import Scene
-
-if TYPE_CHECKING:
-    from scanner.aoi import AOI
+from scanner.sources.base import ListingSource, Scene
 
 log = logging.getLogger(__name__)
 
@@ -88,35 +83,17 @@ def _scene(path: Path) -> Scene:
         )
 
 
-class DemoSource:
+class DemoSource(ListingSource):
     """Serves the cached synthetic datatake like any other source (no network, no login)."""
 
     name = "demo"
+    closed = True  # a scene that only touches the --since/--until edge is listed
 
     def check_credentials(self) -> None:
         """Nothing to check: the demo needs no login."""
 
     def scenes(self) -> list[Scene]:
         return [_scene(p) for p in demo_products()]
-
-    def search(
-        self,
-        aoi: AOI | None = None,
-        start: datetime | None = None,
-        end: datetime | None = None,
-        *,
-        published_after: datetime | None = None,
-    ) -> Iterator[Scene]:
-        for scene in self.scenes():
-            if aoi is not None and not aoi.intersects(scene.footprint):
-                continue
-            if start is not None and scene.stop < start:
-                continue
-            if end is not None and scene.start > end:
-                continue
-            if published_after is not None and scene.published <= published_after:
-                continue
-            yield scene
 
     def download(self, scene: Scene, dest_dir: Path) -> Path:
         """The cached product itself: nothing to copy."""

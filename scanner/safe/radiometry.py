@@ -72,6 +72,8 @@ class BlockAccumulator:
         per_pass = max(1, PASS_BYTES // (block * samples * 4))  # block rows per pass
         self._per_pass = min(per_pass, max(1, -(-strip_rows // block)))
         self._sq = np.empty((self._per_pass * block, samples), dtype=np.float32)
+        # per block row, per column; the padding columns beyond ``samples`` stay 0 forever
+        self._rows = np.zeros((max(1, -(-strip_rows // block)), self.wb * block), np.float32)
 
     def add(self, dn: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Block sums of DN² and valid counts of a strip ``dn`` (h ≤ strip_rows rows) → (hb, wb)."""
@@ -79,7 +81,9 @@ class BlockAccumulator:
         if w != self.samples:
             raise ValueError(f"strip has {w} columns, expected {self.samples}")
         hb = -(-h // b)
-        row_sums = np.zeros((hb, self.wb * b), dtype=np.float32)  # padding columns stay 0
+        if hb > self._rows.shape[0]:
+            raise ValueError(f"strip has {h} rows, more than the accumulator was made for")
+        row_sums = self._rows[:hb]  # every block row is overwritten below
         k = self._per_pass
         for i in range(0, hb, k):
             r0, r1 = i * b, min(h, (i + k) * b)
@@ -99,13 +103,14 @@ class BlockAccumulator:
         cols_in = np.minimum(b, w - np.arange(self.wb) * b)[None, :]
         counts[:] = rows_in * cols_in
         col_has_zero = dn.min(axis=0) == 0
-        if col_has_zero.any():
+        if col_has_zero.any():  # count valid pixels of those block columns only, in one go
             blk_cols = np.flatnonzero(np.add.reduceat(col_has_zero, np.arange(0, w, b)) > 0)
-            for j in blk_cols:
-                part = dn[:, j * b : (j + 1) * b]
-                pad = np.zeros((hb * b, part.shape[1]), dtype=bool)
-                pad[:h] = part != 0
-                counts[:, j] = pad.reshape(hb, b, -1).sum(axis=(1, 2))
+            idx = blk_cols[:, None] * b + np.arange(b)[None, :]  # their pixel columns
+            inside = (idx < w).ravel()  # the last block column may be partial
+            valid = dn[:, np.minimum(idx, w - 1).ravel()] != 0
+            valid &= inside
+            per_row = valid.reshape(h, blk_cols.size, b).sum(axis=2, dtype=np.int32)
+            counts[:, blk_cols] = np.add.reduceat(per_row, np.arange(0, h, b), axis=0)
         return sums.astype(np.float64), counts
 
 

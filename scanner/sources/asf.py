@@ -22,11 +22,11 @@ from shapely.geometry import shape
 from common.errors import ProcessingError, UsageError
 from common.http import download as http_download
 from scanner.sources.auth import find_credentials, require_credentials
-from scanner.sources.base import Scene
+from scanner.sources.base import CatalogueSource, Scene, require_start
 from scanner.sources.odata import base_name, is_wanted_name, parse_time
 
 if TYPE_CHECKING:
-    from scanner.aoi import AOI
+    from shapely.geometry import Polygon
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ def scene_from_asf(properties: dict, geometry: dict | None) -> Scene | None:
     )
 
 
-class ASFSource:
+class ASFSource(CatalogueSource):
     """Scenes from the ASF archive."""
 
     name = "asf"
@@ -131,44 +131,42 @@ class ASFSource:
                     ) from None
             return self._session
 
-    def search(
+    def check_window(
+        self, start: datetime | None, end: datetime | None, published_after: datetime | None
+    ) -> None:
+        require_start(
+            start, published_after, "an ASF search needs a start time", "give --since DATE"
+        )
+
+    def query(
         self,
-        aoi: AOI | None = None,
-        start: datetime | None = None,
-        end: datetime | None = None,
-        *,
-        published_after: datetime | None = None,
-    ) -> Iterator[Scene]:
-        if start is None and published_after is None:
-            raise UsageError("an ASF search needs a start time", "give --since DATE")
+        poly: Polygon | None,
+        start: datetime | None,
+        end: datetime | None,
+        published_after: datetime | None,
+    ) -> Iterator[Scene | None]:
+        """Every scene ASF matches in one search polygon (``None``: anywhere)."""
         asf = self.asf
-        polygons = aoi.search_polygons() if aoi is not None else [None]
-        found: dict[str, Scene] = {}
-        for poly in polygons:
-            opts: dict[str, Any] = {
-                "platform": asf.PLATFORM.SENTINEL1,
-                "beamMode": asf.BEAMMODE.EW,
-                "processingLevel": asf.PRODUCT_TYPE.GRD_MD,
-                "polarization": asf.POLARIZATION.HH_HV,
-            }
-            if poly is not None:
-                opts["intersectsWith"] = poly.wkt
-            if start is not None:
-                opts["start"] = start
-            if end is not None:
-                opts["end"] = end
-            if published_after is not None:
-                opts["processingDate"] = published_after
-            try:
-                results = asf.search(**opts)
-            except asf.ASFError as err:
-                raise ProcessingError(f"ASF search failed ({err})", "retry later") from None
-            for product in results:
-                scene = scene_from_asf(product.properties, product.geometry)
-                if scene is None or (aoi is not None and not aoi.intersects(scene.footprint)):
-                    continue
-                found.setdefault(scene.name, scene)
-        yield from sorted(found.values(), key=lambda s: (s.start, s.name))
+        opts: dict[str, Any] = {
+            "platform": asf.PLATFORM.SENTINEL1,
+            "beamMode": asf.BEAMMODE.EW,
+            "processingLevel": asf.PRODUCT_TYPE.GRD_MD,
+            "polarization": asf.POLARIZATION.HH_HV,
+        }
+        if poly is not None:
+            opts["intersectsWith"] = poly.wkt
+        if start is not None:
+            opts["start"] = start
+        if end is not None:
+            opts["end"] = end
+        if published_after is not None:
+            opts["processingDate"] = published_after
+        try:
+            results = asf.search(**opts)
+        except asf.ASFError as err:
+            raise ProcessingError(f"ASF search failed ({err})", "retry later") from None
+        for product in results:
+            yield scene_from_asf(product.properties, product.geometry)
 
     def product(self, ident: str) -> Scene:
         """The GRD_MD scene for a product name."""

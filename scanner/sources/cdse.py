@@ -41,10 +41,10 @@ from scanner.sources.auth import (
     require_credentials,
     shared_token_manager,
 )
-from scanner.sources.base import Scene
+from scanner.sources.base import CatalogueSource, Scene, require_start
 
 if TYPE_CHECKING:
-    from scanner.aoi import AOI
+    from shapely.geometry import Polygon
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ class _TrustedRedirects(requests.Session):
         return super().should_strip_auth(old_url, new_url)
 
 
-class CDSESource:
+class CDSESource(CatalogueSource):
     """Scenes from CDSE OData (the default source)."""
 
     name = "cdse"
@@ -152,39 +152,37 @@ class CDSESource:
             mgr.token()
 
     # ---- search ------------------------------------------------------------------------------
-    def search(
-        self,
-        aoi: AOI | None = None,
-        start: datetime | None = None,
-        end: datetime | None = None,
-        *,
-        published_after: datetime | None = None,
-    ) -> Iterator[Scene]:
-        """Wanted scenes touching ``aoi``, deduplicated, oldest sensing time first."""
-        if start is None and published_after is None:
-            raise UsageError(
-                "a CDSE search needs a start time or a 'published after' time",
-                "give --since DATE (and optionally --until DATE)",
-            )
+    # search() comes from CatalogueSource: check_window, then query, deduplicated with prefer
+    def check_window(
+        self, start: datetime | None, end: datetime | None, published_after: datetime | None
+    ) -> None:
+        require_start(
+            start,
+            published_after,
+            "a CDSE search needs a start time or a 'published after' time",
+            "give --since DATE (and optionally --until DATE)",
+        )
         if start is not None and end is not None and start >= end:
             raise UsageError(
                 f"the time window is empty ({start.isoformat()} ≥ {end.isoformat()})",
                 "give a start time before the end time",
             )
-        polygons = aoi.search_polygons() if aoi is not None else [None]
-        found: dict[str, Scene] = {}
-        for poly in polygons:
-            params = odata.build_params(poly, start, end, published_after, self.page_size)
-            for product in self.iter_products(params):
-                scene = odata.parse_product(product, self.download_url)
-                if scene is None:
-                    continue
-                if aoi is not None and not aoi.intersects(scene.footprint):
-                    log.debug("%s: footprint misses the area in EPSG:3413", scene.name)
-                    continue
-                old = found.get(scene.name)
-                found[scene.name] = scene if old is None else odata.prefer(old, scene)
-        yield from sorted(found.values(), key=lambda s: (s.start, s.name))
+
+    def query(
+        self,
+        poly: Polygon | None,
+        start: datetime | None,
+        end: datetime | None,
+        published_after: datetime | None,
+    ) -> Iterator[Scene | None]:
+        """Every wanted product record in one search polygon (``None``: anywhere)."""
+        params = odata.build_params(poly, start, end, published_after, self.page_size)
+        for product in self.iter_products(params):
+            yield odata.parse_product(product, self.download_url)
+
+    def prefer(self, old: Scene, new: Scene) -> Scene:
+        """The original SAFE over its COG twin (:func:`odata.prefer`)."""
+        return odata.prefer(old, new)
 
     def iter_products(self, params: dict[str, str]) -> Iterator[dict]:
         """Every product record of a query, following ``@odata.nextLink``."""

@@ -23,11 +23,11 @@ import shapely
 
 from common.errors import ProcessingError, UsageError
 from scanner.sources.auth import host_of, require_credentials
-from scanner.sources.base import Scene
+from scanner.sources.base import CatalogueSource, Scene, require_start
 from scanner.sources.odata import base_name, is_wanted_name
 
 if TYPE_CHECKING:
-    from scanner.aoi import AOI
+    from shapely.geometry import Polygon
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ def scene_from_dhus(uuid: str, props: dict, api_url: str = "") -> Scene | None:
     )
 
 
-class DHuSSource:
+class DHuSSource(CatalogueSource):
     """Scenes from a DHuS mirror (``DHUS_URL``)."""
 
     name = "dhus"
@@ -127,16 +127,21 @@ class DHuSSource:
                 self._api = self.sentinelsat.SentinelAPI(c.username, c.password, self.url)
             return self._api
 
-    def search(
+    def check_window(
+        self, start: datetime | None, end: datetime | None, published_after: datetime | None
+    ) -> None:
+        require_start(
+            start, published_after, "a DHuS search needs a start time", "give --since DATE"
+        )
+
+    def query(
         self,
-        aoi: AOI | None = None,
-        start: datetime | None = None,
-        end: datetime | None = None,
-        *,
-        published_after: datetime | None = None,
-    ) -> Iterator[Scene]:
-        if start is None and published_after is None:
-            raise UsageError("a DHuS search needs a start time", "give --since DATE")
+        poly: Polygon | None,
+        start: datetime | None,
+        end: datetime | None,
+        published_after: datetime | None,
+    ) -> Iterator[Scene | None]:
+        """Every scene the mirror matches in one search polygon (``None``: anywhere)."""
         kw: dict[str, Any] = {
             "platformname": "Sentinel-1",
             "producttype": "GRD",
@@ -147,20 +152,14 @@ class DHuSSource:
             kw["date"] = (start, end or "NOW")
         if published_after is not None:
             kw["ingestiondate"] = (published_after, "NOW")
-        found: dict[str, Scene] = {}
-        for poly in aoi.search_polygons() if aoi is not None else [None]:
-            try:
-                products = self.api().query(area=poly.wkt if poly is not None else None, **kw)
-            except self.sentinelsat.SentinelAPIError as err:
-                raise ProcessingError(
-                    f"DHuS search at {self.url} failed ({err})", "check DHUS_URL or retry later"
-                ) from None
-            for uuid, props in products.items():
-                scene = scene_from_dhus(uuid, props, self.url)
-                if scene is None or (aoi is not None and not aoi.intersects(scene.footprint)):
-                    continue
-                found.setdefault(scene.name, scene)
-        yield from sorted(found.values(), key=lambda s: (s.start, s.name))
+        try:
+            products = self.api().query(area=poly.wkt if poly is not None else None, **kw)
+        except self.sentinelsat.SentinelAPIError as err:
+            raise ProcessingError(
+                f"DHuS search at {self.url} failed ({err})", "check DHUS_URL or retry later"
+            ) from None
+        for uuid, props in products.items():
+            yield scene_from_dhus(uuid, props, self.url)
 
     def download(self, scene: Scene, dest_dir: Path) -> Path:
         Path(dest_dir).mkdir(parents=True, exist_ok=True)

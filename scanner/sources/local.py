@@ -16,16 +16,12 @@ import zipfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from shapely.geometry import Polygon
 
 from common.errors import ProcessingError, UsageError
-from scanner.sources.base import NAME_RE, Scene
+from scanner.sources.base import NAME_RE, ListingSource, Scene
 from scanner.sources.odata import base_name, is_wanted_name
-
-if TYPE_CHECKING:
-    from scanner.aoi import AOI
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +111,7 @@ def scene_of(path: Path) -> Scene | None:
     )
 
 
-class LocalSource:
+class LocalSource(ListingSource):
     """Scenes in a folder tree of SAFE folders and zips."""
 
     name = "local"
@@ -144,25 +140,6 @@ class LocalSource:
             if old is None or (old.attrs["zip"] and not scene.attrs["zip"]):
                 found[scene.name] = scene
         return sorted(found.values(), key=lambda s: (s.start, s.name))
-
-    def search(
-        self,
-        aoi: AOI | None = None,
-        start: datetime | None = None,
-        end: datetime | None = None,
-        *,
-        published_after: datetime | None = None,
-    ) -> Iterator[Scene]:
-        for scene in self.scenes():
-            if start is not None and scene.stop <= start:
-                continue
-            if end is not None and scene.start >= end:
-                continue
-            if published_after is not None and scene.published <= published_after:
-                continue
-            if aoi is not None and not aoi.intersects(scene.footprint):
-                continue
-            yield scene
 
     def product(self, ident: str) -> Scene:
         """The scene for a product name (with or without ``.SAFE``/``.zip``) or path."""

@@ -16,17 +16,10 @@ from scanner.infer import (
     score_windows,
 )
 from scanner.tiling import filter_windows, window_grid
-from tests.support.outputs_mosaics import blue_mean_model, blue_mean_prob, write_rgb_mosaic
+from tests.support.outputs_mosaics import blue_mean_model, blue_mean_prob
 from training.card import ModelCard
 
-H, W = 300, 260
-
-
-@pytest.fixture(scope="module")
-def mosaic(tmp_path_factory):
-    path = tmp_path_factory.mktemp("infer") / "rgb.tif"
-    rgb, transform = write_rgb_mosaic(path, H, W)
-    return path, rgb, transform
+H, W = 300, 260  # the size of the shared `mosaic` fixture (tests/scanner/conftest.py)
 
 
 def padded(rgb: np.ndarray, row: int, col: int, size: int) -> np.ndarray:

@@ -22,17 +22,10 @@ from scanner.saliency import (
     select_for_explanation,
 )
 from scanner.tiling import Window, window_grid
-from tests.support.outputs_mosaics import blue_mean_model, write_rgb_mosaic
+from tests.support.outputs_mosaics import blue_mean_model
 from training.card import ModelCard
 
-H, W = 200, 170
-
-
-@pytest.fixture(scope="module")
-def mosaic(tmp_path_factory):
-    path = tmp_path_factory.mktemp("rasters") / "rgb.tif"
-    rgb, transform = write_rgb_mosaic(path, H, W)
-    return path, rgb, transform
+H, W = 200, 170  # the size of the shared `mosaic` fixture (tests/scanner/conftest.py)
 
 
 def test_probability_raster_is_max_over_crops():

@@ -11,17 +11,11 @@ import pytest
 
 from common.errors import ProcessingError, UsageError
 from common.http import AuthError, ChecksumError, download, get_json, parse_retry_after
-from tests.support.loopback import Fault, LoopbackServer
+from tests.support.loopback import Fault
 
 DATA = bytes(range(256)) * 4096 + b"tail"  # 1 MiB + 4 bytes
 MD5 = ("MD5", hashlib.md5(DATA).hexdigest())
 B3 = ("BLAKE3", blake3.blake3(DATA).hexdigest())
-
-
-@pytest.fixture
-def srv():
-    with LoopbackServer(max_lifetime=120) as s:
-        yield s
 
 
 def _no_leftovers(dest):

@@ -21,12 +21,11 @@ from scanner.sources.cdse import CDSESource
 from tests.support.cdse_replay import (
     PRODUCTS,
     cdse_env,
-    load_pages,
     product_path,
     serve_pages,
     serve_product,
 )
-from tests.support.loopback import Fault, LoopbackServer, Request, Response
+from tests.support.loopback import Fault, Request, Response
 
 SINCE = datetime(2022, 11, 30, tzinfo=UTC)
 UNTIL = datetime(2022, 12, 1, tzinfo=UTC)
@@ -44,22 +43,6 @@ def _zip_bytes(name: str, n: int = 300_000) -> bytes:
 
 
 ZIP = _zip_bytes(SAMPLE)
-
-
-@pytest.fixture
-def srv():
-    with LoopbackServer(max_lifetime=120) as s:
-        yield s
-
-
-@pytest.fixture(scope="module")
-def ew_pages(test_data):
-    return load_pages(test_data / "cdse-odata", "ew_grd_page_*.json")
-
-
-@pytest.fixture(scope="module")
-def aux_pages(test_data):
-    return load_pages(test_data / "cdse-odata", "odata_page_*.json")
 
 
 @pytest.fixture

@@ -11,22 +11,11 @@ import blake3
 import pytest
 
 import cli
-from tests.support.cdse_replay import PRODUCTS, cdse_env, load_pages, serve_pages, serve_product
-from tests.support.loopback import Fault, LoopbackServer
+from tests.support.cdse_replay import PRODUCTS, cdse_env, serve_pages, serve_product
+from tests.support.loopback import Fault
 
 SAMPLE = "S1A_EW_GRDM_1SDH_20221130T014342_20221130T014446_046117_058549_BB15"
 WINDOW = ["--since", "2022-11-30", "--until", "2022-12-01"]
-
-
-@pytest.fixture
-def srv():
-    with LoopbackServer(max_lifetime=120) as s:
-        yield s
-
-
-@pytest.fixture(scope="module")
-def ew_pages(test_data):
-    return load_pages(test_data / "cdse-odata", "ew_grd_page_*.json")
 
 
 def test_search_lists_scenes(srv, monkeypatch, ew_pages, capsys):
