@@ -27,6 +27,9 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 
+MOSAIC_THREADS_DEFAULT = 2  # MosaicConfig.threads' default
+
+
 def _rss_mb() -> float:
     import resource
 
@@ -111,10 +114,13 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.child:
         kind, *rest = args.child
+        # optional trailing arguments keep the original 'read PRODUCT' / 'mosaic PRODUCT OUT RES'
+        # interface (tests/mosaic/test_06_mosaic_fullsize.py calls it)
         if kind == "read":
-            out = child_read(rest[0], rest[1])
+            out = child_read(rest[0], rest[1] if len(rest) > 1 else "default")
         else:
-            out = child_mosaic(rest[0], rest[1], float(rest[2]), int(rest[3]))
+            threads = int(rest[3]) if len(rest) > 3 else MOSAIC_THREADS_DEFAULT
+            out = child_mosaic(rest[0], rest[1], float(rest[2]), threads)
         print(json.dumps(out))
         return 0
 
