@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -64,21 +63,6 @@ def add_limit(p: argparse.ArgumentParser, help: str) -> None:
 def add_json(p: argparse.ArgumentParser, help: str) -> None:
     """``--json``: machine-readable output on stdout (print it with :func:`print_json`)."""
     p.add_argument("--json", action="store_true", help=help)
-
-
-def parse_date(text: str | None, flag: str) -> datetime | None:
-    """``YYYY-MM-DD`` or ISO 8601 date-time; naive values are UTC; ``None`` stays ``None``."""
-    from common.errors import UsageError
-
-    if text is None:
-        return None
-    try:
-        dt = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise UsageError(
-            f"{flag} {text!r} is not a date", f"give {flag} as YYYY-MM-DD or YYYY-MM-DDTHH:MM"
-        ) from None
-    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
 def check_limit(limit: int | None) -> None:

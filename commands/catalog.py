@@ -14,9 +14,9 @@ from commands._args import (
     add_limit,
     add_window,
     check_limit,
-    parse_date,
     print_json,
 )
+from common.dates import parse_date
 
 HELP = """\
 List what the scan record of OUT (OUT/record.sqlite) knows: every scene found, its status

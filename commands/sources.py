@@ -13,9 +13,9 @@ from commands._args import (
     add_source,
     add_window,
     check_limit,
-    parse_date,
     print_json,
 )
+from common.dates import parse_date
 
 SEARCH_HELP = """\
 List the Sentinel-1 EW GRDM dual-pol (HH+HV) scenes over an area and a time window that a scan

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from common.dates import parse_date
 from common.errors import UsageError
 from scanner import pipeline
 from scanner.orchestrate_dask import ClusterSpec, Runner, Stage
@@ -37,19 +38,6 @@ OFFLINE_SOURCES = ("demo", "local")
 # --- the request: area and time window ---------------------------------------------------------
 
 
-def parse_date(text: str, what: str) -> datetime:
-    """``YYYY-MM-DD`` or an ISO date-time (``Z``/offset allowed; naive = UTC) → aware UTC."""
-    try:
-        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise UsageError(
-            f"{what} {text!r} is not a date",
-            f"write {what} as YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS]"
-            + (" (or 'last')" if what == "--since" else ""),
-        ) from None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
 @dataclass(frozen=True)
 class ScanRequest:
     """Where and when to look. ``since`` is ``"last"``, a datetime, or None (= last)."""
@@ -63,7 +51,11 @@ class ScanRequest:
     def from_args(cls, bbox=None, aoi=None, since=None, until=None) -> ScanRequest:
         since_v: str | datetime | None = None
         if since is not None:
-            since_v = "last" if since.strip().lower() == "last" else parse_date(since, "--since")
+            since_v = (
+                "last"
+                if since.strip().lower() == "last"
+                else parse_date(since, "--since", extra_hint=" (or 'last')")
+            )
         until_v = parse_date(until, "--until") if until is not None else None
         if isinstance(since_v, datetime) and until_v is not None and since_v >= until_v:
             raise UsageError(

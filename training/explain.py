@@ -31,7 +31,7 @@ POSITIVE = 1  # class index of "polar low" (folders neg/pos in alphabetical orde
 Progress = Callable[[int, int], None]  # (done, total)
 
 #: On a CPU, chunks of more than about this many crop pixels run *slower* per image (the
-#: activations fall out of cache; measured with benchmarks/bench_explain.py): at most 2 path
+#: activations fall out of cache; see docs/benchmarks.md): at most 2 path
 #: points or images of an 800->512 model, 32 of a 192->128 one. Accelerators get ``batch_size``.
 CPU_CHUNK_PIXELS = 2**19
 
@@ -112,7 +112,8 @@ _CONV_TYPES += ("DepthwiseConv1D", "DepthwiseConv2D", "Conv2DTranspose", "Conv3D
 
 
 def _is_conv(layer) -> bool:
-    return type(layer).__name__ in _CONV_TYPES
+    """A Keras convolution, or a subclass of one."""
+    return any(cls.__name__ in _CONV_TYPES for cls in type(layer).__mro__)
 
 
 def gradcam_layers(model) -> list[str]:

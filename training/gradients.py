@@ -13,7 +13,7 @@ here only:
   same numbers.
 
 Both take and return NumPy arrays and compile their step once per model (``tf.function`` /
-``jax.jit``), which keeps Grad-CAM near the cost of one forward and backward pass.
+``jax.jit``; under JAX the weights are arguments of the compiled step, so it never goes stale).
 torch is not supported yet: asking for it raises a :class:`UsageError` naming the backend.
 """
 
@@ -106,15 +106,21 @@ def _make_input_step(model, class_index: int) -> Callable:
         return lambda x: step(tf.convert_to_tensor(x))
 
     import jax
+    import keras
 
-    def score(x):
-        probs = model(x, training=False)
+    variables = list(model.variables)
+
+    def score(x, values):
+        # weights enter as arguments, not as constants baked in at trace time: the compiled
+        # step stays right if the model is trained further
+        with keras.StatelessScope(state_mapping=list(zip(variables, values, strict=True))):
+            probs = model(x, training=False)
         return probs[:, class_index].sum(), probs
 
     grad = jax.jit(jax.grad(score, has_aux=True))
 
     def step(x):
-        grads, probs = grad(x)
+        grads, probs = grad(x, [v.value for v in variables])
         return probs, grads
 
     return step
@@ -138,8 +144,11 @@ def _make_activation_step(probe_model, eps, class_index: int) -> Callable:
     import jax.numpy as jnp
     import keras
 
-    def score(delta, x):
-        with keras.StatelessScope(state_mapping=[(eps, delta)]):
+    variables = [v for v in probe_model.variables if v is not eps]
+
+    def score(delta, x, values):
+        mapping = [(eps, delta), *zip(variables, values, strict=True)]
+        with keras.StatelessScope(state_mapping=mapping):
             acts, probs = probe_model(x, training=False)
         return probs[:, class_index].sum(), (acts, probs)
 
@@ -147,7 +156,7 @@ def _make_activation_step(probe_model, eps, class_index: int) -> Callable:
     zeros = jnp.zeros(tuple(eps.shape), dtype="float32")
 
     def step(x):
-        grads, (acts, probs) = grad(zeros, x)
+        grads, (acts, probs) = grad(zeros, x, [v.value for v in variables])
         return acts, grads, probs
 
     return step

@@ -36,7 +36,8 @@ straight into the destination array (GDAL ignores it for compressed TIFFs)."""
 PASS_BYTES = 1 << 20
 """Float32 working set of one arithmetic pass: small enough to stay in L2 cache. Converting,
 squaring and summing a whole 512-row strip at once streams ~20 MB through memory three times;
-doing it a few block rows at a time is ~2.5x faster (measured, same float32 result)."""
+doing it a few block rows at a time makes that step ~2.5x faster and the whole strip reduction
+~25 % cheaper in CPU (measured; bit-identical float32 sums, same summation order)."""
 
 
 def block_centres(n: int, block: int) -> np.ndarray:

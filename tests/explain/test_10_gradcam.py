@@ -44,7 +44,8 @@ def test_map_sits_on_the_crop_to_the_pixel(request, fixture, size, window):
     assert not np.isnan(maps[:, inside]).any()
     assert maps[:, inside].min() >= 0.0 and maps[:, inside].max() <= 1.0
     assert maps[0, inside].max() > 0.5  # there is positive evidence to move
-    np.testing.assert_array_equal(maps[1], maps[0])  # outside the crop: no effect at all
+    # outside the crop: no effect at all (up to float rounding, which varies with the batch)
+    np.testing.assert_allclose(maps[1], maps[0], rtol=0, atol=1e-6)
     assert np.abs(maps[2] - maps[0])[inside].max() > 1e-4  # the crop's edge pixels count
     assert np.abs(maps[3] - maps[0])[inside].max() > 1e-4
 

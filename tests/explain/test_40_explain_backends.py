@@ -21,11 +21,14 @@ from training import gradcam, integrated_gradients
 from training.io import load_model
 model = load_model(sys.argv[1])
 x = np.load(sys.argv[2])
-np.savez(
-    sys.argv[3],
-    cam=gradcam(model, x, layer="block5_relu2"),
-    ig=integrated_gradients(model, x[:2], steps=8, batch_size=18),
-)
+cam = gradcam(model, x, layer="block5_relu2")
+ig = integrated_gradients(model, x[:2], steps=8, batch_size=18)
+head = model.get_layer("classifier")
+kernel, bias = head.get_weights()
+head.set_weights([kernel[:, ::-1], bias[::-1]])  # swap the classes: compiled steps must follow
+cam_swapped = gradcam(model, x, layer="block5_relu2")
+ig_swapped = integrated_gradients(model, x[:2], steps=8, batch_size=18)
+np.savez(sys.argv[3], cam=cam, ig=ig, cam_swapped=cam_swapped, ig_swapped=ig_swapped)
 """
 
 
@@ -68,6 +71,11 @@ def test_jax_backend_matches_tensorflow(
     )
     ig = integrated_gradients(legacy_model, legacy_images[:2], steps=8)
     np.testing.assert_allclose(got["ig"], ig, rtol=1e-3, atol=1e-4 * np.abs(ig).max())
+    # new weights reach the compiled JAX steps: swapped classes negate IG, move Grad-CAM
+    np.testing.assert_allclose(
+        got["ig_swapped"], -got["ig"], rtol=1e-3, atol=1e-4 * np.abs(ig).max()
+    )
+    assert np.nanmax(np.abs(got["cam_swapped"] - got["cam"])) > 0.1
 
 
 def test_unsupported_backend_is_named(repo_root):

@@ -8,8 +8,9 @@ import pytest
 from shapely.geometry import box
 
 from common.config import load_config, parse_config
+from common.dates import parse_date
 from common.errors import UsageError
-from scanner.orchestrate import ScanRequest, group_scenes, parse_date, time_window
+from scanner.orchestrate import ScanRequest, group_scenes, time_window
 from scanner.scan_config import ScanConfig, fit_to_card
 from scanner.sources.base import Scene
 from training.card import ModelCard
