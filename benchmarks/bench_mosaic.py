@@ -5,7 +5,7 @@ strip) in the same run, for uncompressed and deflate TIFFs as ESA stores them. T
 baselines, from the most naive to the fastest we know: rasterio defaults one TIFF after the other
 (``default``); the radiometry's GDAL options (64 MB block cache, direct IO), sequential
 (``fast``); the same with both TIFFs read at once in two threads (``fast2``). The mosaic runs
-with ``threads=1`` and with the default ``threads=2``. Each measurement runs in a fresh
+with ``threads=1`` and ``threads=2`` forced (the default picks one by the idle CPUs). Each measurement runs in a fresh
 subprocess so peak RSS (``ru_maxrss``) is its own; runs alternate and the best of ``--repeat``
 is kept (a shared machine is noisy).
 
@@ -27,7 +27,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 
-MOSAIC_THREADS_DEFAULT = 2  # MosaicConfig.threads' default
+MOSAIC_THREADS_DEFAULT = 0  # 0 = MosaicConfig.threads' default (auto)
 
 
 def _rss_mb() -> float:
@@ -87,7 +87,8 @@ def child_mosaic(product: str, out: str, resolution: float, threads: int) -> dic
     from scanner.mosaic import MosaicConfig, build_mosaic
 
     t0, c0 = time.perf_counter(), time.process_time()
-    res = build_mosaic([product], out, MosaicConfig(resolution_m=resolution, threads=threads))
+    config = MosaicConfig(resolution_m=resolution, threads=threads or None)
+    res = build_mosaic([product], out, config)
     return {
         "wall_s": time.perf_counter() - t0,
         "cpu_s": time.process_time() - c0,  # all threads

@@ -34,13 +34,15 @@ class MosaicConfig(StrictModel):
     max_gap_s: float = Field(
         5.0, ge=0, description="slices of one datatake further apart in time form separate strips"
     )
-    threads: int = Field(
-        2,
+    threads: int | None = Field(
+        None,
         ge=1,
         le=64,
-        description="threads for one product: HH and HV radiometry run side by side while the "
-        "inverse map is solved; capped at the CPUs this process may use. Set 1 where many "
-        "mosaics already run in parallel (e.g. one per dask worker thread)",
+        description="threads for one product: HH and HV radiometry side by side while the "
+        "inverse map is solved. Unset = 2 if a CPU is idle (CPUs this process may use minus the "
+        "1-minute load average), else 1, so mosaics inside busy dask workers do not "
+        "oversubscribe; a number is used as given, capped at the usable CPUs. Output is "
+        "identical either way",
     )
     inverse_step_m: float = Field(
         2000.0,
