@@ -235,7 +235,7 @@ def scan(request: ScanRequest, config: ScanConfig, *, progress: bool = True) -> 
             facts = runner.run(
                 jobs,
                 pipeline.start,
-                [Stage(name, func, gpu) for name, func, gpu in pipeline.STAGES],
+                [Stage(name, func, gpu, limit) for name, func, gpu, limit in pipeline.STAGES],
                 ctx,
                 key=lambda job: f"{job.mosaic_id}-{run_id}",
                 on_done=pub.done,

@@ -34,6 +34,9 @@ class Stage:
     name: str
     func: Callable[[Any, Any], Any]
     gpu: bool = False  # run on a worker that declares a GPU resource, when there is one
+    #: at most this many tasks of the stage at once across the whole cluster (e.g. a provider's
+    #: connection quota: the sources' per-process limits do not add up across worker processes)
+    max_concurrent: int | None = None
 
 
 @dataclass(frozen=True)
@@ -136,6 +139,16 @@ def _call_stage(func: Callable[[Any, Any], Any], name: str, arg: Any, ctx: Any) 
         raise _StageError(name, err) from err
 
 
+def _call_stage_limited(
+    func: Callable[[Any, Any], Any], name: str, arg: Any, ctx: Any, lease: str, limit: int
+) -> Any:
+    """:func:`_call_stage` holding one of ``limit`` cluster-wide leases named ``lease``."""
+    from distributed import Semaphore
+
+    with Semaphore(max_leases=limit, name=lease):
+        return _call_stage(func, name, arg, ctx)
+
+
 def _run_sequential(jobs, first_arg, stages, ctx, on_done, on_failed, progress) -> dict:
     from tqdm import tqdm
 
@@ -227,12 +240,18 @@ def _run_dask(client, jobs, first_arg, stages, ctx, spec, key, on_done, on_faile
         value = first_arg(job)
         k = key(job)
         for stage in stages:
+            limited = (
+                ()
+                if stage.max_concurrent is None
+                else (f"polarscan-{stage.name}", stage.max_concurrent)
+            )
             value = client.submit(
-                _call_stage,
+                _call_stage_limited if limited else _call_stage,
                 stage.func,
                 stage.name,
                 value,
                 ctx,
+                *limited,
                 key=f"{stage.name}-{k}",
                 resources={"GPU": 1} if (stage.gpu and gpu_workers) else None,
                 retries=0,

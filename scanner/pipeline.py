@@ -258,11 +258,13 @@ def explain(res: StageResult, ctx: RunContext) -> StageResult:
     return res.timed("saliency", t0, rasters=rasters)
 
 
+#: (name, function, wants a GPU, cluster-wide concurrency limit). Downloads are capped at the
+#: CDSE quota of 4 connections, whatever the number of worker processes.
 STAGES = (
-    ("download", fetch, False),
-    ("mosaic", mosaic, False),
-    ("inference", score, True),
-    ("saliency", explain, True),
+    ("download", fetch, False, 4),
+    ("mosaic", mosaic, False, None),
+    ("inference", score, True, None),
+    ("saliency", explain, True, None),
 )
 
 
@@ -385,7 +387,7 @@ def detection_summaries(res: StageResult, indices) -> list[dict]:
 def run_sequentially(job: GroupJob, ctx: RunContext) -> StageResult:
     """All stages of one group in this process (tests, benchmarks)."""
     res = start(job)
-    for _, func, _gpu in STAGES:
+    for _, func, _gpu, _limit in STAGES:
         res = func(res, ctx)
     return res
 

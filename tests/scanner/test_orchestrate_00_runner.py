@@ -49,3 +49,25 @@ def test_a_scheduler_that_does_not_answer_is_a_usage_error():
     spec = ClusterSpec(scheduler="tcp://127.0.0.1:9", connect_timeout_s=2)
     with pytest.raises(UsageError, match="does not answer"), Runner(spec):
         pass
+
+
+def test_cluster_wide_limit_serialises_a_stage_across_worker_processes(tmp_path):
+    """A provider quota (e.g. CDSE's 4 connections) must hold across processes: with a limit of
+    1 and 2 worker processes, no two tasks of the stage may overlap in time."""
+    from tests.support.scan_stages import record_interval
+
+    with Runner(ClusterSpec(workers=2, threads_per_worker=2)) as runner:
+        runner.run(
+            [1, 2, 3, 4],
+            lambda job: job,
+            [Stage("fetch", record_interval, max_concurrent=1)],
+            str(tmp_path),
+            key=lambda job: f"job{job}",
+            on_done=lambda job, res: None,
+            on_failed=lambda job, stage, err: pytest.fail(f"{stage}: {err}"),
+            progress=False,
+        )
+    spans = sorted(tuple(map(float, p.read_text().split())) for p in tmp_path.glob("*.txt"))
+    assert len(spans) == 4
+    for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
+        assert start >= end - 1e-3, f"stage ran concurrently: {spans}"

@@ -14,3 +14,14 @@ def times_ten_or_fail(x: int, ctx: int) -> tuple[int, int]:
     if x == 3:
         raise ValueError("boom on 3")
     return x * 10, os.getpid()
+
+
+def record_interval(x: int, ctx: str) -> int:
+    """Sleeps a little and appends this task's (start, end) to a file in folder ``ctx``."""
+    import time
+    from pathlib import Path
+
+    t0 = time.time()
+    time.sleep(0.4)
+    Path(ctx, f"{x}.txt").write_text(f"{t0} {time.time()}")
+    return x
