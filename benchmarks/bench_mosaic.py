@@ -5,9 +5,10 @@ strip) in the same run, for uncompressed and deflate TIFFs as ESA stores them. T
 baselines, from the most naive to the fastest we know: rasterio defaults one TIFF after the other
 (``default``); the radiometry's GDAL options (64 MB block cache, direct IO), sequential
 (``fast``); the same with both TIFFs read at once in two threads (``fast2``). The mosaic runs
-with ``threads=1`` and ``threads=2`` forced (the default picks one by the idle CPUs). Each measurement runs in a fresh
-subprocess so peak RSS (``ru_maxrss``) is its own; runs alternate and the best of ``--repeat``
-is kept (a shared machine is noisy).
+with ``threads=1`` and ``threads=2`` forced (the default picks one by the idle CPUs). Each
+measurement runs in a fresh subprocess so peak RSS (``ru_maxrss``) is its own; runs alternate
+and the best of ``--repeat`` is kept (a shared machine is noisy); CPU seconds (all threads) are
+reported too, since a loaded machine inflates wall times but not CPU work.
 
     .venv/bin/python benchmarks/bench_mosaic.py [--scale 1.0] [--repeat 3] [--resolution 500]
 """

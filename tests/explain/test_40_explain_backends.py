@@ -22,12 +22,12 @@ from training.io import load_model
 model = load_model(sys.argv[1])
 x = np.load(sys.argv[2])
 cam = gradcam(model, x, layer="block5_relu2")
-ig = integrated_gradients(model, x[:2], steps=8, batch_size=18)
+ig = integrated_gradients(model, x[[0, 2]], steps=8, batch_size=18)
 head = model.get_layer("classifier")
 kernel, bias = head.get_weights()
 head.set_weights([kernel[:, ::-1], bias[::-1]])  # swap the classes: compiled steps must follow
 cam_swapped = gradcam(model, x, layer="block5_relu2")
-ig_swapped = integrated_gradients(model, x[:2], steps=8, batch_size=18)
+ig_swapped = integrated_gradients(model, x[[0, 2]], steps=8, batch_size=18)
 np.savez(sys.argv[3], cam=cam, ig=ig, cam_swapped=cam_swapped, ig_swapped=ig_swapped)
 """
 
@@ -69,12 +69,12 @@ def test_jax_backend_matches_tensorflow(
     np.testing.assert_allclose(
         got["cam"], gradcam(legacy_model, legacy_images, layer="block5_relu2"), atol=1e-4
     )
-    ig = integrated_gradients(legacy_model, legacy_images[:2], steps=8)
+    # ramps and waves: no flat areas, so no max-pooling ties whose gradient routing may differ
+    ig = integrated_gradients(legacy_model, legacy_images[[0, 2]], steps=8)
     np.testing.assert_allclose(got["ig"], ig, rtol=1e-3, atol=1e-4 * np.abs(ig).max())
     # new weights reach the compiled JAX steps: swapped classes negate IG, move Grad-CAM
-    np.testing.assert_allclose(
-        got["ig_swapped"], -got["ig"], rtol=1e-3, atol=1e-4 * np.abs(ig).max()
-    )
+    scale = np.abs(ig).max()  # stale weights would give ig_swapped == +ig
+    np.testing.assert_allclose(got["ig_swapped"], -got["ig"], rtol=0, atol=0.02 * scale)
     assert np.nanmax(np.abs(got["cam_swapped"] - got["cam"])) > 0.1
 
 
