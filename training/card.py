@@ -2,7 +2,7 @@
 
 Stored beside a model as ``<model file>.card.yaml``. The authors' legacy ``.h5`` files have no
 card; :func:`default_card` derives one (mosaics at 500 m, 800-px windows, upsampled to the model's
-input when it is larger, as the authors fed their 1536 model).
+input when it is larger, as the authors fed their 1536 model; the 192-px variant at 2 km).
 """
 
 from __future__ import annotations
@@ -46,8 +46,26 @@ def card_path(model_path: str | Path) -> Path:
     return p.with_name(p.name + ".card.yaml")
 
 
+#: Inputs up to this size are the authors' low-resolution variant (192 px ≈ one 400 km EW swath
+#: at 2 km); larger ones were trained on 800-px images at 500 m (domain brief §2, inferred).
+LOW_RES_MAX_INPUT = 256
+
+
 def default_card(input_size: int, crop: int, name: str = "mini-xception") -> ModelCard:
-    return ModelCard(name=name, input_size=input_size, crop=crop, window_px=min(input_size, 800))
+    """The authors' feeding for a model without a card: 800-px windows of a 500 m mosaic
+    (upsampled to the input, e.g. 1536, by nearest neighbour), or for the low-resolution
+    variant windows of its own size at 2 km."""
+    if input_size <= LOW_RES_MAX_INPUT:
+        return ModelCard(
+            name=name,
+            input_size=input_size,
+            crop=crop,
+            window_px=input_size,
+            pixel_spacing_m=2000.0,
+        )
+    return ModelCard(
+        name=name, input_size=input_size, crop=crop, window_px=800, pixel_spacing_m=500.0
+    )
 
 
 def read_card(model_path: str | Path, input_size: int, crop: int) -> ModelCard:
