@@ -160,6 +160,13 @@ def test_zip_input_gives_the_same_mosaic(tmp_path, single):
     assert np.array_equal(read(res.path)[0], read(single.path)[0])
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_threads_do_not_change_the_mosaic(tmp_path, single, threads):
+    cfg = FAST.model_copy(update={"threads": threads})
+    res = build_mosaic([make_product(vortex=VORTEX)], tmp_path / "t.tif", cfg)
+    assert np.array_equal(read(res.path)[0], read(single.path)[0])
+
+
 def test_channel_means(single):
     m = channel_means(single.path)
     data, *_ = read(single.path)
