@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tests.support.legacy import reference_images
+
 
 @pytest.fixture(scope="session")
 def model_800():
@@ -37,22 +39,7 @@ def legacy_model(test_data):
 @pytest.fixture(scope="session")
 def legacy_images() -> np.ndarray:
     """The four reference images of tests/data/legacy-h5/README.md."""
-    n = 192
-    yy, xx = np.mgrid[0:n, 0:n] / n
-    ramps = np.stack([255 * xx, 255 * yy, 128 + 0 * xx], axis=-1)
-    r = np.hypot(xx - 0.5, yy - 0.5)
-    disk = np.repeat((255.0 * (r < 0.2))[..., None], 3, axis=-1)
-    waves = np.stack(
-        [
-            127 + 120 * np.sin(20 * xx),
-            127 + 120 * np.cos(15 * yy),
-            127 + 120 * np.sin(9 * (xx + yy)),
-        ],
-        axis=-1,
-    )
-    th = np.arctan2(yy - 0.5, xx - 0.5)
-    spiral = np.repeat((127 + 127 * np.sin(3 * th + 25 * r))[..., None], 3, axis=-1)
-    return np.stack([ramps, disk, waves, spiral]).astype(np.float32)
+    return reference_images()
 
 
 def _patch_model(size: int = 96, crop: int | None = 64):

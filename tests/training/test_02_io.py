@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from common.errors import UsageError
-from tests.training.conftest import reference_images
+from tests.support.legacy import reference_images
 from training.card import ModelCard, card_path, read_card
 from training.io import load_model, save_model
 from training.model import GRADCAM_LAYER, model_geometry
