@@ -181,6 +181,11 @@ def _connect(spec: ClusterSpec):
                 f"the dask scheduler at {spec.scheduler} does not answer ({err})",
                 "start it (`dask scheduler`) and its workers, or drop --scheduler to run locally",
             ) from None
+        except ValueError as err:  # e.g. a port that is not a number, an unknown scheme
+            raise UsageError(
+                f"{spec.scheduler} is not a dask scheduler address ({err})",
+                "pass --scheduler tcp://HOST:PORT",
+            ) from None
         return client, None
     n = max(1, int(spec.workers))
     cores = os.cpu_count() or 1

@@ -67,18 +67,27 @@ def list_split(folder: str | Path, *, check: bool = True) -> list[Sample]:
 
 
 def _check_readable(samples: list[Sample]) -> None:
-    """Open every header now: a bad file fails in a second, not hours into training."""
+    """Open every header now: a bad file (or one in a mode the reader refuses, such as 16-bit)
+    fails in a second, not hours into training."""
     from PIL import Image, UnidentifiedImageError
+
+    from training.predict import CONVERTIBLE
 
     for s in samples:
         try:
             with Image.open(s.path) as im:
+                mode = im.mode
                 im.verify()
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
             raise UsageError(
                 f"unreadable image {s.path} ({type(err).__name__})",
                 "delete or replace the file (re-run fetch-dataset for the real dataset)",
             ) from None
+        if mode != "RGB" and mode not in CONVERTIBLE:  # would fail mid-epoch in tf.data
+            raise UsageError(
+                f"image {s.path} has mode {mode}; the model needs 8-bit RGB",
+                "convert it to 8-bit RGB (R = G = HV dB, B = HH dB) or remove it",
+            )
 
 
 def counts(samples: list[Sample]) -> tuple[int, int]:

@@ -286,3 +286,20 @@ def test_annotations_of_the_two_polarisations_disagree(product_dir, tmp_path):
     with pytest.raises(UsageError, match="HV annotation says 654 x 669") as e:
         open_product(p)
     assert SAMPLE_NAME in str(e.value)
+
+
+@pytest.mark.parametrize("kind", ["annotation/s1a-ew-grd-hh", "measurement/s1a-ew-grd-hv"])
+def test_zip_missing_member_names_product_and_file(product_zip, tmp_path, kind):
+    """The zip path of the missing-file check: the member is absent from an intact archive."""
+    bad = tmp_path / product_zip.name
+    with zipfile.ZipFile(product_zip) as src, zipfile.ZipFile(bad, "w") as dst:
+        dropped = [i.filename for i in src.infolist() if f"/{kind}-" in i.filename]
+        assert len(dropped) == 1
+        for info in src.infolist():
+            if info.filename not in dropped:
+                dst.writestr(info, src.read(info))
+    with pytest.raises(UsageError) as e:
+        open_product(bad)
+    msg = str(e.value)
+    assert SAMPLE_NAME in msg and "missing" in msg and e.value.exit_code == 2
+    assert dropped[0].split("/", 1)[1] in msg  # the file, relative to the SAFE root

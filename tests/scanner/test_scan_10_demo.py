@@ -136,3 +136,17 @@ def test_demo_top_detection_contains_the_vortex(first_run):
     lat, lon, _ = demo_source.VORTEX
     x, y = Transformer.from_crs("EPSG:4326", det.crs, always_xy=True).transform(lon, lat)
     assert top.geometry.contains(Point(x, y)), (top.probability, top.window_id)
+
+
+def test_text_summary_fits_one_screen(first_run):
+    from scanner.orchestrate import format_summary
+
+    out, s = first_run
+    c = s["counts"]
+    text = format_summary(s)
+    lines = text.splitlines()
+    assert len(lines) <= 24 and max(len(line) for line in lines) <= 200
+    assert f"scenes: {c['found']} found, {c['new']} new, {c['processed']} processed" in text
+    assert f"windows scored: {c['windows']}  detections: {c['detections']}" in text
+    assert str(out / "detections.gpkg") in text
+    assert lines[-1].startswith("time: ") and "ran: sequential" in text

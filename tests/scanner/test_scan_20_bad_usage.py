@@ -39,6 +39,8 @@ def not_a_model(tmp_path_factory) -> Path:
 CASES = {
     "bbox south above north": (["--bbox", "10", "80", "20", "70"], "south|north|S|N"),
     "bbox latitude beyond 90": (["--bbox", "10", "70", "20", "95"], "90"),
+    "bbox empty, west equals east": (["--bbox", "10", "70", "10", "80"], "empty"),
+    "bbox empty, south equals north": (["--bbox", "10", "70", "20", "70"], "not below north"),
     "bbox with three numbers": (["--bbox", "10", "70", "20"], "expected 4"),
     "bbox not a number": (["--bbox", "10", "70", "x", "80"], "invalid float"),
     "bbox and aoi together": (["--bbox", "1", "2", "3", "4", "--aoi", "a.geojson"], "not allowed"),
@@ -112,6 +114,18 @@ def test_card_that_contradicts_the_mosaic_settings(tmp_path, out, small_model):
     assert not out.exists()
 
 
+def test_card_whose_input_size_does_not_fit_the_model(tmp_path, out, small_model):
+    from training.card import ModelCard, write_card
+
+    model = tmp_path / "m.keras"
+    small_model.save(model)  # 192 -> 128
+    write_card(ModelCard(input_size=800, crop=512, window_px=800, pixel_spacing_m=500.0), model)
+    rc, err = run_cli("--source", "demo", "--model", str(model), "--out", str(out))
+    assert rc == 2, err
+    assert "input 800/crop 512" in err and "192/128" in err
+    assert not out.exists()
+
+
 def test_output_folder_that_cannot_be_created(tmp_path, small_model):
     blocker = tmp_path / "file"
     blocker.write_text("a file where the output folder should go")
@@ -131,6 +145,18 @@ def test_scheduler_that_does_not_answer(tmp_path, out, small_model):
         "--config", str(cfg), "--out", str(out),
     )  # fmt: skip
     assert rc == 2 and "does not answer" in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("address", ["tcp://127.0.0.1:port", "http://127.0.0.1:8786"])
+def test_scheduler_address_that_is_malformed(tmp_path, out, small_model, address):
+    model = tmp_path / "m.keras"
+    small_model.save(model)
+    rc, err = run_cli(
+        "--source", "demo", "--model", str(model), "--scheduler", address, "--out", str(out)
+    )
+    assert rc == 2, err
+    assert "is not a dask scheduler address" in err and "tcp://HOST:PORT" in err
     assert not out.exists()
 
 

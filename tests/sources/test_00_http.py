@@ -10,7 +10,15 @@ import blake3
 import pytest
 
 from common.errors import ProcessingError, UsageError
-from common.http import AuthError, ChecksumError, download, get_json, parse_retry_after
+from common.http import (
+    MAX_SLEEP,
+    AuthError,
+    ChecksumError,
+    backoff_delay,
+    download,
+    get_json,
+    parse_retry_after,
+)
 from tests.support.loopback import Fault
 
 DATA = bytes(range(256)) * 4096 + b"tail"  # 1 MiB + 4 bytes
@@ -217,6 +225,15 @@ def test_parse_retry_after():
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:10 GMT", now=1445412480.0) == 10.0
     assert parse_retry_after("soon") is None
     assert parse_retry_after(None) is None
+
+
+def test_backoff_is_exponential_jittered_honours_retry_after_and_capped():
+    delays = [backoff_delay(3, 1.0) for _ in range(200)]
+    assert all(4.0 <= d <= 12.0 for d in delays)  # 1 s * 2**3, jittered 0.5-1.5x
+    assert len(set(delays)) > 100  # jitter: cron runs hitting a 429 together spread out
+    assert min(backoff_delay(0, 0.01, retry_after=5.0) for _ in range(50)) == 5.0
+    assert backoff_delay(20, 1.0) == MAX_SLEEP
+    assert backoff_delay(0, 0.01, retry_after=10_000.0) == MAX_SLEEP
 
 
 def test_loopback_redirect_headers_and_head(srv, tmp_path):

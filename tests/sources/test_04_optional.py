@@ -130,6 +130,20 @@ def test_dhus_without_sentinelsat_says_how_to_install():
         get_source("dhus:https://colhub.met.no/")
 
 
+def test_dhus_missing_credentials_name_variables_and_mirror_host(monkeypatch, tmp_path):
+    from scanner.sources.dhus import DHuSSource
+
+    monkeypatch.delenv("DHUS_USERNAME", raising=False)
+    monkeypatch.delenv("DHUS_PASSWORD", raising=False)
+    monkeypatch.setenv("NETRC", str(tmp_path / "none"))
+    src = object.__new__(DHuSSource)  # skip __init__: it needs sentinelsat, this check does not
+    src.url = "https://colhub.met.no/"
+    with pytest.raises(UsageError) as ei:
+        src.check_credentials()
+    assert "DHUS_USERNAME and DHUS_PASSWORD" in ei.value.fix
+    assert "machine colhub.met.no login USER" in ei.value.fix and ei.value.exit_code == 2
+
+
 def test_factory(tmp_path):
     assert get_source("cdse").name == "cdse"
     assert get_source(" CDSE ").name == "cdse"

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -119,3 +122,31 @@ def test_cli_predict_file_that_is_not_a_model_exit_2(images, tmp_path, capsys):
     assert cli.main(["predict", str(fake), str(paths[0])]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "not an HDF5 model file" in err[0]
+
+
+def _run(argv, repo_root):
+    return subprocess.run(
+        argv, cwd=repo_root, capture_output=True, text=True, timeout=300, check=False
+    )
+
+
+def test_cli_traceback_only_with_verbose(repo_root, tmp_path):
+    """Errors are one line without -v; -v adds the traceback (same exit code)."""
+    argv = [sys.executable, "cli.py", "predict", str(tmp_path / "nope.keras"), "x.png"]
+    quiet = _run(argv, repo_root)
+    assert quiet.returncode == 2
+    lines = quiet.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: model file not found")
+    loud = _run([argv[0], argv[1], "-v", *argv[2:]], repo_root)
+    assert loud.returncode == 2
+    assert "Traceback" in loud.stderr and "error: model file not found" in loud.stderr
+
+
+def test_console_script_runs_the_same_cli(repo_root):
+    script = Path(sys.executable).with_name("polarscan")
+    if not script.is_file():
+        pytest.skip(f"console script not installed beside {sys.executable} (pip install -e .)")
+    via_script = _run([str(script), "predict", "--help"], repo_root)
+    via_cli = _run([sys.executable, "cli.py", "predict", "--help"], repo_root)
+    assert via_script.returncode == via_cli.returncode == 0
+    assert via_script.stdout == via_cli.stdout and "--threshold" in via_script.stdout

@@ -57,6 +57,25 @@ def test_unreadable_image(tmp_path, tiny_dataset):
         list_split(root)
 
 
+def test_wrong_image_mode_is_refused_before_training(tmp_path, tiny_dataset, capsys):
+    from PIL import Image
+
+    root = tmp_path / "ds"
+    shutil.copytree(tiny_dataset / "train", root)
+    grey = root / "pos" / "0000aa_20200101T000000_20200101T000500_mos_rgb.png"
+    Image.fromarray(np.zeros((96, 96), np.uint8)).save(grey)  # mode L: converted, accepted
+    assert counts(list_split(root)) == (10, 7)
+    bad = root / "neg" / "0000bb_20200101T000000_20200101T000500_mos_rgb.png"
+    Image.fromarray(np.zeros((96, 96), np.uint16)).save(bad)  # 16-bit: refused
+    with pytest.raises(UsageError, match="0000bb.*has mode I;16"):
+        list_split(root)
+    code = cli.main(["train", "--data", str(root), "--out", str(tmp_path / "o")])
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "needs 8-bit RGB" in err[0]
+    assert not (tmp_path / "o").exists()
+
+
 def test_grouped_split_never_shares_an_id():
     samples = [
         Sample(path=__import__("pathlib").Path(f"{i % 13:06x}_{i:04d}.png"), label=i % 3 == 0)

@@ -6,6 +6,7 @@ import csv
 import json
 
 import pytest
+import yaml
 
 import cli
 from common.config import load_config
@@ -18,6 +19,8 @@ from training.train import TrainConfig, train
 
 def test_shipped_config_is_the_authors_recipe(repo_root):
     cfg = load_config(TrainConfig, repo_root / "configs" / "train.yaml")
+    shipped = yaml.safe_load((repo_root / "configs" / "train.yaml").read_text())
+    assert set(shipped) == set(TrainConfig.model_fields)  # every key documented in the file
     assert cfg.geometry == (800, 512)
     assert (cfg.lr, cfg.batch_size, cfg.epochs) == (1e-3, 16, 200)
     assert cfg.weight_decay_keras == pytest.approx(0.1)  # TFA 1e-4 at lr 1e-3
