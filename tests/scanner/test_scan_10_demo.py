@@ -112,10 +112,19 @@ def test_requeued_scenes_replace_their_rows_and_files(first_run, scan_model):
     with Record.open(out) as rec:
         rec.requeue(status="processed")
     rc, s, err = run_scan(
-        "--source", "demo", "--out", str(out), "--sequential", "--model", str(scan_model)
-    )
+        "--source", "demo", "--out", str(out), "--sequential", "--model", str(scan_model),
+        "--saliency", "gradcam,ig",
+    )  # fmt: skip
     assert rc == 0, err
     assert s["counts"]["processed"] == 2
+    ig = folder / f"{folder.name}_ig.tif"  # asked for this time: written in the mosaic's grid
+    import rasterio
+
+    with rasterio.open(ig) as ds, rasterio.open(prob) as ref:
+        assert (ds.transform, ds.shape, ds.crs) == (ref.transform, ref.shape, ref.crs)
+        assert ds.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
+    item = json.loads((out / "stac" / folder.name / f"{folder.name}.json").read_text())
+    assert {"gradcam", "ig"} <= set(item["assets"])
     after = layer_counts(out / "detections.gpkg")
     for layer in ("windows", "detections", "scenes"):
         assert after[layer] == before[layer], layer
