@@ -16,6 +16,7 @@ def atomic_path(dest: str | Path) -> Iterator[Path]:
     POSIX), on error remove it. Works for files and for directories."""
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
+    _recover_swapped_dir(dest)
     tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         yield tmp
@@ -31,3 +32,13 @@ def atomic_path(dest: str | Path) -> Iterator[Path]:
             shutil.rmtree(tmp, ignore_errors=True)
         elif tmp.exists():
             tmp.unlink()
+
+
+def _recover_swapped_dir(dest: Path) -> None:
+    """A crash between the two renames of a directory swap leaves no ``dest`` but its previous
+    version as ``.<name>.<id>.old``: put the newest such copy back before anything reads it."""
+    if dest.exists():
+        return
+    olds = sorted(dest.parent.glob(f".{dest.name}.*.old"), key=lambda p: p.stat().st_mtime)
+    if olds and olds[-1].is_dir():
+        olds[-1].rename(dest)
