@@ -25,6 +25,9 @@ COMMAND_MODULES = (
     "commands.scan",
 )
 
+#: commands that load a model: TensorFlow is imported up front, without its C++ start-up noise
+TF_COMMANDS = frozenset({"predict", "train", "evaluate", "explain", "scan"})
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -68,6 +71,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _setup_logging(args.verbose, args.quiet)
+    if args.verbose > 1:
+        os.environ["POLARSCAN_TF_VERBOSE"] = "1"  # inherited by dask worker processes
+    if args.command in TF_COMMANDS:
+        from common.tfquiet import import_tensorflow_quietly
+
+        import_tensorflow_quietly()
     try:
         return int(args.func(args) or 0)
     except PolarScanError as err:

@@ -161,6 +161,9 @@ def cached_model(model_path: str):
             # The client and every LocalCluster worker load the model: on a shared GPU each
             # TensorFlow would otherwise reserve nearly all its memory at first use.
             os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
+            from common.tfquiet import import_tensorflow_quietly
+
+            import_tensorflow_quietly()
             _configure_threads()
             log.info("loading model %s", model_path)
             _MODELS.clear()  # one model per process: a new mtime replaces the old one

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -150,3 +151,28 @@ def test_console_script_runs_the_same_cli(repo_root):
     via_cli = _run([sys.executable, "cli.py", "predict", "--help"], repo_root)
     assert via_script.returncode == via_cli.returncode == 0
     assert via_script.stdout == via_cli.stdout and "--threshold" in via_script.stdout
+
+
+def test_cli_stderr_is_free_of_tensorflow_start_up_noise(repo_root, tmp_path):
+    """TensorFlow's C++ start-up lines bypass its log settings; the CLI keeps them out of
+    stderr (cron logs) unless -vv."""
+    import subprocess
+    import sys
+
+    model = repo_root / "models" / "demo" / "polarlow-demo-192.keras"
+    image = sorted((repo_root / "examples").glob("*.png"))[0]
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("TF_CPP_MIN_LOG_LEVEL", "POLARSCAN_TF_VERBOSE")
+    }
+    run = subprocess.run(
+        [sys.executable, str(repo_root / "cli.py"), "-q", "predict", str(model), str(image)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    assert image.name in run.stdout
+    assert "absl::InitializeLog" not in run.stderr and "cudart" not in run.stderr, run.stderr
