@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 import pytest
@@ -37,8 +38,10 @@ def test_sequential_isolates_a_failing_job():
     assert failed == {3: ("scale", "boom on 3")}
 
 
-def test_local_cluster_gives_the_same_results_in_worker_processes():
+def test_local_cluster_gives_the_same_results_in_worker_processes(caplog):
+    caplog.set_level(logging.INFO, logger="scanner.orchestrate_dask")
     facts, done, failed = _run(ClusterSpec(workers=2))
+    assert "dashboard: http://" in caplog.text  # operators find the dask dashboard in the log
     assert facts["mode"] == "local-cluster" and facts["workers"] == 2
     assert {k: v[0] for k, v in done.items()} == {1: 10, 2: 20, 4: 40}
     assert os.getpid() not in {v[1] for v in done.values()}  # computed on the workers
