@@ -8,6 +8,9 @@
 
     .venv/bin/python benchmarks/bench_scan.py [--mosaics 4] [--height 640] [--width 256]
         [--full-scene]   # 3. also one full-size scene end to end, seconds per stage
+    .venv/bin/python benchmarks/bench_scan.py --e2e 4 [--scale 0.25]
+        # 4. only: scenes/hour of the real ``cli.py scan`` on N synthetic products (each its own
+        #    datatake, so its own mosaic), --sequential vs --workers 1 vs --workers 2
 
 Mosaics are synthetic RGB COGs at the demo model's 2 km pixels; the model is the demo weights
 (``models/demo/polarlow-demo-192.keras``) or, if absent, an untrained 192→128 model (the speed is
@@ -163,6 +166,115 @@ def full_scene(tmp: Path, saliency: str) -> None:
     )
 
 
+SAMPLE_DATATAKE = 0x058549  # the bundled sample's datatake id (manifest: 361801)
+
+
+def write_products(dest: Path, n: int, scale: float) -> list[Path]:
+    """``n`` single-slice EW products in ``dest``, each claiming its own datatake (name and
+    manifest, as ``tests/support/mosaic_products.other_datatake`` does), so each is one mosaic."""
+    import shutil
+
+    from scanner.demo.synthetic_product import write_datatake
+
+    dest.mkdir(parents=True, exist_ok=True)
+    out: list[Path] = []
+    for i in range(n):
+        vortex = (79.3, 88.0, 150.0) if i == 0 else None  # one scene with a polar low
+        [p] = write_datatake(dest / f"gen{i}", slices=1, scale=scale, vortex=vortex, seed=i)
+        dt = SAMPLE_DATATAKE + i
+        q = dest / p.name.replace(f"_{SAMPLE_DATATAKE:06X}_", f"_{dt:06X}_")
+        shutil.move(p, q)
+        (dest / f"gen{i}").rmdir()
+        man = q / "manifest.safe"
+        text = man.read_text()
+        old = f"DataTakeID>{SAMPLE_DATATAKE}<"
+        if old not in text:
+            raise AssertionError(f"datatake id {SAMPLE_DATATAKE} not in {man}")
+        man.write_text(text.replace(old, f"DataTakeID>{dt}<"))
+        out.append(q)
+    return out
+
+
+def _scan(argv: list[str]) -> tuple[int, dict | None, float]:
+    """``cli.main(argv)`` in this process: exit code, the parsed ``--json`` summary, wall s."""
+    import contextlib
+    import io
+    import json
+
+    import cli
+
+    buf = io.StringIO()
+    t0 = time.perf_counter()
+    with contextlib.redirect_stdout(buf):
+        rc = cli.main(argv)
+    wall = time.perf_counter() - t0
+    text = buf.getvalue()
+    try:
+        summary = json.loads(text[text.index("{") :])
+    except ValueError:
+        summary = None
+        print(text, file=sys.stderr)
+    return rc, summary, wall
+
+
+def end_to_end(tmp: Path, n: int, scale: float) -> int:
+    """Scenes/hour of the real ``scan`` command on ``n`` products, three modes side by side."""
+    from common.tfquiet import import_tensorflow_quietly
+    from scanner.scan_config import DEMO_MODEL
+
+    if not DEMO_MODEL.is_file():
+        print(f"the demo weights {DEMO_MODEL} are missing", file=sys.stderr)
+        return 1
+    t0 = time.perf_counter()
+    products = write_products(tmp / "products", n, scale)
+    print(f"{n} products (scale {scale}) written in {time.perf_counter() - t0:.1f} s (not counted)")
+    import_tensorflow_quietly()  # the client's TensorFlow import: paid once, by no mode
+    base = [
+        "scan",
+        "--source",
+        f"local:{tmp / 'products'}",
+        "--bbox",
+        "70",
+        "75",
+        "110",
+        "84",  # covers the sample's footprint (lat 76.9-82.0, lon 75.3-102.8)
+        "--since",
+        "2000-01-01",
+        "--model",
+        str(DEMO_MODEL),
+        "--json",
+        "--no-progress",
+    ]
+    walls: dict[str, float] = {}
+    ok = True
+    for label, flags in (
+        ("sequential", ["--sequential"]),
+        ("dask 1 worker", ["--workers", "1"]),
+        ("dask 2 workers", ["--workers", "2"]),
+    ):
+        out = tmp / f"out-{label.replace(' ', '-')}"
+        rc, summary, wall = _scan([*base, *flags, "--out", str(out)])
+        counts = (summary or {}).get("counts", {})
+        good = rc == 0 and counts.get("processed") == n and counts.get("failed") == 0
+        ok = ok and good
+        walls[label] = wall
+        print(
+            f"{label:15s}: {wall:7.1f} s wall = {n * 3600 / wall:7.1f} scenes/hour; exit {rc}, "
+            f"processed {counts.get('processed')}/{n}, mosaics {counts.get('mosaics')}, "
+            f"windows {counts.get('windows')}, detections {counts.get('detections')}"
+            + ("" if good else "  ** FAILED **")
+        )
+        if not good and summary:
+            print(f"  failures: {summary.get('failures')}", file=sys.stderr)
+    seq = walls["sequential"]
+    print(
+        "ratios (scenes/hour) to sequential: "
+        + ", ".join(f"{k} {seq / v:.2f}" for k, v in walls.items() if k != "sequential")
+    )
+    print(f"products: {', '.join(p.name for p in products)}")
+    return 0 if ok else 1
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--mosaics", type=int, default=4)
@@ -171,7 +283,16 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--full-scene", action="store_true", help="also time one full-size scene")
     ap.add_argument("--saliency", default="gradcam", help="for --full-scene (gradcam,ig|none)")
+    ap.add_argument(
+        "--e2e", type=int, metavar="N", help="only: the real scan command on N products"
+    )
+    ap.add_argument("--scale", type=float, default=0.25, help="for --e2e: product grid scale")
     args = ap.parse_args()
+    if args.e2e is not None:
+        if args.e2e < 1:
+            ap.error("--e2e needs N >= 1")
+        with tempfile.TemporaryDirectory() as tmp_s:
+            sys.exit(end_to_end(Path(tmp_s), args.e2e, args.scale))
 
     import numpy as np
 
