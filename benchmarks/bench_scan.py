@@ -264,6 +264,12 @@ def end_to_end(tmp: Path, n: int, scale: float) -> int:
             f"windows {counts.get('windows')}, detections {counts.get('detections')}"
             + ("" if good else "  ** FAILED **")
         )
+        stages = (summary or {}).get("timings") or {}
+        print(
+            f"{'':15s}  stage seconds summed over scenes: "
+            + ", ".join(f"{k} {v:.1f}" for k, v in stages.items())
+            + " (workers overlap; dask's inference includes each worker's model load)"
+        )
         if not good and summary:
             print(f"  failures: {summary.get('failures')}", file=sys.stderr)
     seq = walls["sequential"]
