@@ -9,6 +9,8 @@ import argparse
 import json
 from pathlib import Path
 
+from commands._args import add_json
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this group's commands to the top-level parser."""
@@ -21,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("model", type=Path, help="model file (.keras, or the authors' legacy .h5)")
     p.add_argument("images", type=Path, nargs="+", metavar="IMAGE", help="8-bit RGB images")
-    p.add_argument("--json", action="store_true", help="print a JSON list instead of lines")
+    add_json(p, "print a JSON list instead of lines")
     p.add_argument("--batch-size", type=int, default=16, help="images per forward pass")
     p.add_argument("--threshold", type=float, default=None, help="override the card threshold")
     p.set_defaults(func=run_predict)
