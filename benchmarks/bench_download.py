@@ -4,7 +4,7 @@ A loopback HTTP server (tests/support/loopback.py, in its own process so it does
 client's GIL) serves SIZE MB of random bytes. Measured alternately, ROUNDS times each:
 
 - plain:   ``requests.get(stream=True)`` + ``iter_content(1 MiB)`` written to a file
-- ours:    ``common.http.download`` with the BLAKE3 checksum verified (what CDSE advertises)
+- ours:    ``polarscan.common.http.download`` with the BLAKE3 checksum verified (what CDSE advertises)
 - ours+md5: the same with MD5 (what ASF advertises)
 
 Prints the median MB/s of each and the ratios ours/plain (target ≥ 0.8).
@@ -61,7 +61,7 @@ def main() -> None:
     args = ap.parse_args()
     size = args.size_mb * 1_000_000
 
-    from common.http import download, new_hasher
+    from polarscan.common.http import download, new_hasher
 
     ctx = mp.get_context("spawn")
     q, stop = ctx.Queue(), ctx.Event()

@@ -53,7 +53,7 @@ def _mosaic(path: Path, height: int, width: int, seed: int) -> Path:
     import numpy as np
     from rasterio.transform import from_origin
 
-    from common.rgb import db_to_rgb
+    from polarscan.common.rgb import db_to_rgb
     from scanner.cog import write_cog
     from training.synthetic import backscatter_db
 
@@ -131,7 +131,7 @@ def full_scene(tmp: Path, saliency: str) -> None:
     synthetic generator; download excluded), 800→512 model at 500 m, with the share per stage."""
     import keras
 
-    from common.config import parse_config
+    from polarscan.common.config import parse_config
     from scanner.demo.synthetic_product import write_datatake
     from scanner.orchestrate import group_scenes
     from scanner.pipeline import RunContext, run_sequentially
@@ -219,7 +219,7 @@ def _scan(argv: list[str]) -> tuple[int, dict | None, float]:
 
 def end_to_end(tmp: Path, n: int, scale: float) -> int:
     """Scenes/hour of the real ``scan`` command on ``n`` products, three modes side by side."""
-    from common.tfquiet import import_tensorflow_quietly
+    from polarscan.common.tfquiet import import_tensorflow_quietly
     from scanner.scan_config import DEMO_MODEL
 
     if not DEMO_MODEL.is_file():

@@ -25,7 +25,7 @@ from shapely.geometry import MultiPolygon, Polygon, box
 from shapely.geometry.base import BaseGeometry
 from shapely.geometry.polygon import orient
 
-from common.errors import UsageError
+from polarscan.common.errors import UsageError
 
 ARCTIC_CRS = "EPSG:3413"
 MAX_SECTOR_DEG = 90.0  # widest search part: far below 180°, so a sphere reads it unambiguously

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common.atomic import atomic_path
+from polarscan.common.atomic import atomic_path
 
 
 def write_cog(

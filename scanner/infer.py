@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common.errors import ProcessingError, UsageError
+from polarscan.common.errors import ProcessingError, UsageError
 from scanner.tiling import MaskReader, Window, array_mask_reader
 from training.card import ModelCard
 

@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from common.dates import parse_date
-from common.errors import UsageError
+from polarscan.common.dates import parse_date
+from polarscan.common.errors import UsageError
 from scanner import pipeline
 from scanner.orchestrate_dask import ClusterSpec, Runner, Stage
 from scanner.pipeline import GroupJob, RunContext, StageResult

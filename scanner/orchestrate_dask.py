@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from common.errors import UsageError
+from polarscan.common.errors import UsageError
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from affine import Affine
 
-from common.errors import ProcessingError
+from polarscan.common.errors import ProcessingError
 
 if TYPE_CHECKING:
     from scanner.scan_config import ScanConfig
@@ -161,7 +161,7 @@ def cached_model(model_path: str):
             # The client and every LocalCluster worker load the model: on a shared GPU each
             # TensorFlow would otherwise reserve nearly all its memory at first use.
             os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
-            from common.tfquiet import import_tensorflow_quietly
+            from polarscan.common.tfquiet import import_tensorflow_quietly
 
             import_tensorflow_quietly()
             _configure_threads()

@@ -14,8 +14,8 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from common.config import StrictModel
-from common.errors import UsageError
+from polarscan.common.config import StrictModel
+from polarscan.common.errors import UsageError
 from scanner.infer import check_card, iter_window_batches
 from scanner.tiling import Window
 from training.card import ModelCard

@@ -11,14 +11,15 @@ from pathlib import Path
 
 from pydantic import Field, field_validator
 
-from common.config import StrictModel
-from common.errors import UsageError
+from polarscan.common.config import StrictModel
+from polarscan.common.errors import UsageError
+from polarscan.resources import demo_model
 from scanner.mosaic.config import MosaicConfig
 from scanner.saliency import SaliencyConfig, parse_methods
 from scanner.tiling import TilingConfig
 from training.card import ModelCard
 
-DEMO_MODEL = Path(__file__).resolve().parents[1] / "models" / "demo" / "polarlow-demo-192.keras"
+DEMO_MODEL = demo_model()
 
 
 class ScanConfig(StrictModel):

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 from pydantic import Field
 
-from common.config import StrictModel
-from common.errors import UsageError
+from polarscan.common.config import StrictModel
+from polarscan.common.errors import UsageError
 from training.card import ModelCard
 
 

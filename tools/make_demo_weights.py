@@ -21,7 +21,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from common.rgb import db_to_rgb  # noqa: E402
+from polarscan.common.rgb import db_to_rgb  # noqa: E402
 from training.card import ModelCard  # noqa: E402
 from training.synthetic import (  # noqa: E402
     IMAGE_LOOKS,

@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from common.errors import PolarScanError  # noqa: E402
+from polarscan.common.errors import PolarScanError  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,8 +12,8 @@ from pathlib import Path
 import yaml
 from pydantic import model_validator
 
-from common.config import StrictModel, load_config
-from common.rgb import RGBRecipe
+from polarscan.common.config import StrictModel, load_config
+from polarscan.common.rgb import RGBRecipe
 
 
 class ModelCard(StrictModel):
@@ -74,7 +74,7 @@ def read_card(model_path: str | Path, input_size: int, crop: int) -> ModelCard:
     if p.is_file():
         card = load_config(ModelCard, p)
         if (card.input_size, card.crop) != (input_size, crop):
-            from common.errors import UsageError
+            from polarscan.common.errors import UsageError
 
             raise UsageError(
                 f"model card {p} says input {card.input_size}/crop {card.crop} but the model is {input_size}/{crop}",

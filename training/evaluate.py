@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from common.atomic import atomic_path
-from common.errors import UsageError
+from polarscan.common.atomic import atomic_path
+from polarscan.common.errors import UsageError
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from common.errors import UsageError
+from polarscan.common.errors import UsageError
 from training.model import GRADCAM_LAYER
 
 log = logging.getLogger(__name__)

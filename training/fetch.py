@@ -3,7 +3,7 @@
 Two zips (domain brief §2) become ``OUT/train/{pos,neg}`` and ``OUT/test/{pos,neg}``:
 
 1. ask Dataverse for each file's size and MD5 (best effort: ``/api/files/:persistentId``);
-2. download with :func:`common.http.download` — a ``.part`` file resumed with Range, retried,
+2. download with :func:`polarscan.common.http.download` — a ``.part`` file resumed with Range, retried,
    verified, renamed only when complete;
 3. verify the zip (CRC of every member via ``testzip``) and its layout (``…/pos/*.png`` and
    ``…/neg/*.png``), refusing absolute names, ``..`` and symlinks *before* writing anything;
@@ -23,8 +23,8 @@ import stat
 import zipfile
 from pathlib import Path, PurePosixPath
 
-from common.atomic import atomic_path
-from common.errors import ProcessingError, UsageError
+from polarscan.common.atomic import atomic_path
+from polarscan.common.errors import ProcessingError, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ def file_metadata(
     base: str, split: str, retries: int, backoff: float
 ) -> tuple[int | None, tuple[str, str] | None]:
     """(size, (algorithm, digest)) from Dataverse's file API, or (None, None) if unavailable."""
-    from common.http import get_json
+    from polarscan.common.http import get_json
 
     url = f"{base}/api/files/:persistentId/"
     try:
@@ -148,7 +148,7 @@ def fetch_dataset(
     timeout: float = 60.0,
 ) -> Path:
     """Make ``out/train/{pos,neg}`` and ``out/test/{pos,neg}``; idempotent. Returns ``out``."""
-    from common.http import download
+    from polarscan.common.http import download
 
     root = Path(out)
     if root.exists() and not root.is_dir():

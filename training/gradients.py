@@ -24,7 +24,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from common.errors import UsageError
+from polarscan.common.errors import UsageError
 
 SUPPORTED_BACKENDS = ("tensorflow", "jax")
 

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import yaml
 
-from common.atomic import atomic_path
-from common.errors import UsageError
+from polarscan.common.atomic import atomic_path
+from polarscan.common.errors import UsageError
 from training.card import ModelCard, card_path
 from training.model import BLOCK_FILTERS, build_model
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common.errors import UsageError
+from polarscan.common.errors import UsageError
 
 log = logging.getLogger(__name__)
 

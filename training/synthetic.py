@@ -2,7 +2,7 @@
 
 Why: the real dataset is 0.5 GB behind a download, and tests, demo weights and the scanner's
 fake scenes need images that look like Sentinel-1 EW backscatter in the dataset's RGB
-convention (R = G = HV dB, B = HH dB; :mod:`common.rgb`). The fields here are *smooth* sigma0
+convention (R = G = HV dB, B = HH dB; :mod:`polarscan.common.rgb`). The fields here are *smooth* sigma0
 in dB (no speckle); :func:`speckle` adds multiplicative noise when a caller wants it.
 
 Physics is caricatured, not simulated: a unitless "wind anomaly" field (multi-scale noise plus
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common.rgb import RGBRecipe, db_to_rgb
+from polarscan.common.rgb import RGBRecipe, db_to_rgb
 
 #: dB per unit of the wind anomaly field.
 HH_GAIN_DB = 2.0

@@ -27,9 +27,9 @@ from pathlib import Path
 import yaml
 from pydantic import Field, field_validator, model_validator
 
-from common.atomic import atomic_path
-from common.config import StrictModel, load_config
-from common.errors import UsageError
+from polarscan.common.atomic import atomic_path
+from polarscan.common.config import StrictModel, load_config
+from polarscan.common.errors import UsageError
 from training.card import ModelCard
 from training.model import VARIANTS
 

@@ -16,8 +16,8 @@ import threading
 from datetime import timedelta
 from pathlib import Path
 
-from common.atomic import atomic_path
-from common.errors import UsageError
+from polarscan.common.atomic import atomic_path
+from polarscan.common.errors import UsageError
 from scanner.sources.base import ListingSource, Scene
 
 log = logging.getLogger(__name__)

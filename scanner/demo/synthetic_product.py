@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from common.atomic import atomic_path
-from common.errors import UsageError
+from polarscan.common.atomic import atomic_path
+from polarscan.common.errors import UsageError
 from scanner.demo.synthetic_xml import (
     Rescale,
     annotation_bytes,

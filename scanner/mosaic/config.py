@@ -6,8 +6,8 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from common.config import StrictModel
-from common.rgb import RGBRecipe
+from polarscan.common.config import StrictModel
+from polarscan.common.rgb import RGBRecipe
 
 
 class MosaicConfig(StrictModel):

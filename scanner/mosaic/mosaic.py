@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from common.errors import UsageError
+from polarscan.common.errors import UsageError
 from scanner.mosaic.config import MosaicConfig
 
 log = logging.getLogger(__name__)
@@ -168,7 +168,7 @@ def mosaic_strip(
     """Mosaic opened products of one strip (see :func:`group_products`) into ``out_path``."""
     from shapely.ops import unary_union
 
-    from common.rgb import db_to_rgb
+    from polarscan.common.rgb import db_to_rgb
     from scanner.cog import write_cog
     from scanner.mosaic.geocode import footprint_lonlat, make_geocoder
     from scanner.mosaic.grid import snap_grid, union_bounds
@@ -290,7 +290,7 @@ def _sample_product(p, gc, grid, rows, cols, block, config, timings):
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    from common.rgb import to_db
+    from polarscan.common.rgb import to_db
     from scanner.mosaic.resample import BlockSampler
     from scanner.safe.radiometry import sigma0_blocks
 

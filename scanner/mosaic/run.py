@@ -13,8 +13,8 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from common.atomic import atomic_path
-from common.errors import UsageError
+from polarscan.common.atomic import atomic_path
+from polarscan.common.errors import UsageError
 from scanner.mosaic.config import MosaicConfig
 from scanner.mosaic.mosaic import (
     MosaicResult,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common.errors import UsageError
+from polarscan.common.errors import UsageError
 
 REFERENCE_MEANS = (0.287, 0.287, 0.460)
 

@@ -36,8 +36,8 @@ from typing import Any
 
 import numpy as np
 
-from common.atomic import atomic_path
-from common.errors import ProcessingError, UsageError
+from polarscan.common.atomic import atomic_path
+from polarscan.common.errors import ProcessingError, UsageError
 from scanner.outputs.styles import STYLE_COLUMNS, STYLE_NAME, style_rows
 from scanner.tiling import Window
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common.errors import UsageError
+from polarscan.common.errors import UsageError
 from scanner.infer import nearest_index
 from scanner.tiling import Window
 

@@ -2,7 +2,7 @@
 
 Self-contained with relative hrefs, so the output folder can be moved, synced or served as is.
 Re-running a mosaic replaces its item. The catalog folder is rebuilt in a temporary copy and
-swapped in whole (``common.atomic.atomic_path``), so a crash never leaves a half-written catalog.
+swapped in whole (``polarscan.common.atomic.atomic_path``), so a crash never leaves a half-written catalog.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from common.atomic import atomic_path
-from common.errors import UsageError
+from polarscan.common.atomic import atomic_path
+from polarscan.common.errors import UsageError
 
 SAR_EXT = "https://stac-extensions.github.io/sar/v1.0.0/schema.json"
 PROJ_EXT = "https://stac-extensions.github.io/projection/v2.0.0/schema.json"

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from common.errors import UsageError
+from polarscan.common.errors import UsageError
 from scanner.record.db import from_iso, iso, now_utc
 
 if TYPE_CHECKING:

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from common.errors import ProcessingError, UsageError
+from polarscan.common.errors import ProcessingError, UsageError
 
 RECORD_NAME = "record.sqlite"
 SCHEMA_VERSION = 1

@@ -22,7 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from common.errors import UsageError
+from polarscan.common.errors import UsageError
 from scanner.record import claims as _claims
 from scanner.record.db import (
     connect,

@@ -9,7 +9,7 @@ import zipfile
 import zlib
 from pathlib import Path
 
-from common.errors import UsageError
+from polarscan.common.errors import UsageError
 
 
 class SafeContainer:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from common.errors import UsageError
+from polarscan.common.errors import UsageError
 from scanner.safe.container import SafeContainer
 from scanner.safe.lut import VectorLut
 from scanner.safe.manifest import Manifest, parse_manifest

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from common.errors import UsageError
+from polarscan.common.errors import UsageError
 
 if TYPE_CHECKING:
     from scanner.sources.base import Source

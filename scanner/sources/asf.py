@@ -2,7 +2,7 @@
 
 A second source for the same scenes (ASF mirrors the whole Sentinel-1 archive). Search uses
 ``asf_search`` (platform Sentinel-1, beam mode EW, processing level GRD_MD, polarisation HH+HV)
-once per AOI search polygon; downloads go through :func:`common.http.download` (resume, retries,
+once per AOI search polygon; downloads go through :func:`polarscan.common.http.download` (resume, retries,
 MD5 check, atomic rename) with an ``asf_search.ASFSession`` logged in to NASA Earthdata, since
 ASF redirects downloads through Earthdata Login. Credentials: ``EARTHDATA_USERNAME`` /
 ``EARTHDATA_PASSWORD`` or a ``~/.netrc`` line for ``urs.earthdata.nasa.gov``.
@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from shapely.geometry import shape
 
-from common.errors import ProcessingError, UsageError
-from common.http import download as http_download
+from polarscan.common.errors import ProcessingError, UsageError
+from polarscan.common.http import download as http_download
 from scanner.sources.auth import find_credentials, require_credentials
 from scanner.sources.base import CatalogueSource, Scene, require_start
 from scanner.sources.odata import base_name, is_wanted_name, parse_time

@@ -1,7 +1,7 @@
 """Credentials and OIDC tokens for providers that need a login to download.
 
 Credentials come from environment variables or ``~/.netrc`` (never from config files, never
-logged). A :class:`TokenManager` is the ``headers`` callable that :func:`common.http.download`
+logged). A :class:`TokenManager` is the ``headers`` callable that :func:`polarscan.common.http.download`
 calls before every attempt: it hands out a cached bearer token, refreshes it shortly before it
 expires (CDSE access tokens live 10 minutes, refresh tokens 60), and logs in again when the
 refresh token is gone. One manager is shared by all threads of a process, so four parallel
@@ -19,8 +19,8 @@ import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
-from common.errors import PolarScanError, ProcessingError, UsageError
-from common.http import AuthError, request_json
+from polarscan.common.errors import PolarScanError, ProcessingError, UsageError
+from polarscan.common.http import AuthError, request_json
 
 log = logging.getLogger(__name__)
 

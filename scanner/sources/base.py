@@ -9,7 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from common.errors import UsageError
+from polarscan.common.errors import UsageError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
@@ -79,7 +79,7 @@ class Source(Protocol):
         ...
 
     def check_credentials(self) -> None:
-        """Raise :class:`~common.errors.UsageError` now (before any work) if downloads will
+        """Raise :class:`~polarscan.common.errors.UsageError` now (before any work) if downloads will
         need credentials that are missing, naming the variables / ~/.netrc entry to set."""
         ...
 

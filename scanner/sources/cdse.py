@@ -7,7 +7,7 @@ twice (two polygons, or the ``_COG`` twin CDSE also publishes).
 
 Download calls the download host directly (HTTP clients drop the bearer header on a cross-host
 redirect) with a token from the identity service, at most :data:`MAX_CONCURRENT` at a time per
-process (the CDSE quota is 4 connections), through :func:`common.http.download` (resume,
+process (the CDSE quota is 4 connections), through :func:`polarscan.common.http.download` (resume,
 retries, checksum, atomic rename).
 
 Endpoints can be redirected (tests, mirrors, proxies) with ``CDSE_CATALOGUE_URL``,
@@ -30,9 +30,9 @@ from typing import TYPE_CHECKING
 
 import requests
 
-from common.errors import ProcessingError, UsageError
-from common.http import download as http_download
-from common.http import get_json
+from polarscan.common.errors import ProcessingError, UsageError
+from polarscan.common.http import download as http_download
+from polarscan.common.http import get_json
 from scanner.sources import odata
 from scanner.sources.auth import (
     TokenManager,

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import shapely
 
-from common.errors import ProcessingError, UsageError
+from polarscan.common.errors import ProcessingError, UsageError
 from scanner.sources.auth import host_of, require_credentials
 from scanner.sources.base import CatalogueSource, Scene, require_start
 from scanner.sources.odata import base_name, is_wanted_name

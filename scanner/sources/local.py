@@ -19,7 +19,7 @@ from pathlib import Path
 
 from shapely.geometry import Polygon
 
-from common.errors import ProcessingError, UsageError
+from polarscan.common.errors import ProcessingError, UsageError
 from scanner.sources.base import NAME_RE, ListingSource, Scene
 from scanner.sources.odata import base_name, is_wanted_name
 

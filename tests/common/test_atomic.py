@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from common.atomic import atomic_path
+from polarscan.common.atomic import atomic_path
 
 
 def test_file_replaced_only_on_success(tmp_path):

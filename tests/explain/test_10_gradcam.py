@@ -7,7 +7,7 @@ import logging
 import numpy as np
 import pytest
 
-from common.errors import UsageError
+from polarscan.common.errors import UsageError
 from training import gradcam
 from training.explain import crop_window, gradcam_layers, place_in_crop
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from common.errors import UsageError
+from polarscan.common.errors import UsageError
 from training import integrated_gradients
 
 

@@ -82,7 +82,7 @@ def test_unsupported_backend_is_named(repo_root):
     """Keras' numpy backend cannot differentiate: a clear error naming it, exit code 2."""
     script = (
         "import numpy as np\n"
-        "from common.errors import UsageError\n"
+        "from polarscan.common.errors import UsageError\n"
         "from training import build_model, gradcam\n"
         "model = build_model(64, 32, augment=False)\n"
         "try:\n"

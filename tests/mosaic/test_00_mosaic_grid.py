@@ -72,7 +72,7 @@ def test_union_bounds():
 
 
 def test_shipped_config_is_the_default(repo_root):
-    from common.config import load_config
+    from polarscan.common.config import load_config
     from scanner.mosaic.config import MosaicConfig
 
     assert load_config(MosaicConfig, repo_root / "configs" / "mosaic.yaml") == MosaicConfig()
@@ -91,8 +91,8 @@ def test_shipped_config_is_the_default(repo_root):
     ],
 )
 def test_bad_config_values(data, needle):
-    from common.config import parse_config
-    from common.errors import UsageError
+    from polarscan.common.config import parse_config
+    from polarscan.common.errors import UsageError
     from scanner.mosaic.config import MosaicConfig
 
     with pytest.raises(UsageError, match=needle):

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from common.errors import UsageError
+from polarscan.common.errors import UsageError
 from scanner.mosaic.config import MosaicConfig
 from scanner.mosaic.mosaic import block_size, group_products, mosaic_name
 

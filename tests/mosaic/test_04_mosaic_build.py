@@ -8,8 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from common.errors import UsageError
-from common.rgb import RGBRecipe
+from polarscan.common.errors import UsageError
+from polarscan.common.rgb import RGBRecipe
 from scanner.mosaic import MosaicConfig, build_mosaic, channel_means
 from tests.support.mosaic_products import other_datatake
 from tests.support.products import copy_product, make_datatake, make_product

@@ -10,7 +10,7 @@ import pytest
 import shapely
 from shapely.geometry import MultiPolygon, Point, Polygon, box
 
-from common.errors import UsageError
+from polarscan.common.errors import UsageError
 from scanner.aoi import AOI, to_arctic
 
 

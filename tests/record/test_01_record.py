@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 
-from common.errors import UsageError
+from polarscan.common.errors import UsageError
 from scanner.record import Record, new_run_id, record_path
 from tests.support.record_helpers import T0, make_scene, make_scenes
 

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from common.errors import UsageError
+from polarscan.common.errors import UsageError
 from scanner.record import Record
 from scanner.record.claims import HOST
 from tests.support import record_helpers as H

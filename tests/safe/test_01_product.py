@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from rasterio.windows import Window
 
-from common.errors import UsageError
+from polarscan.common.errors import UsageError
 from scanner.safe import GeolocationGrid, Product, open_product
 from tests.support.products import copy_product, make_product
 

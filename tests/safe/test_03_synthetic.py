@@ -12,7 +12,7 @@ import pytest
 from rasterio.windows import Window
 from scipy.interpolate import RegularGridInterpolator
 
-from common.errors import UsageError
+from polarscan.common.errors import UsageError
 from scanner.demo.synthetic_product import write_datatake
 from scanner.safe import open_product
 from scanner.safe.radiometry import block_centres, sigma0_blocks

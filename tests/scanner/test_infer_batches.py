@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from common.errors import UsageError
+from polarscan.common.errors import UsageError
 from scanner.cog import write_cog
 from scanner.infer import (
     iter_window_batches,

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from common.errors import UsageError
+from polarscan.common.errors import UsageError
 from scanner.orchestrate_dask import ClusterSpec, Runner, Stage
 from tests.support.scan_stages import add, times_ten_or_fail
 

@@ -14,7 +14,7 @@ import pytest
 from rasterio.transform import from_origin
 from shapely.geometry import box
 
-from common.errors import ProcessingError, UsageError
+from polarscan.common.errors import ProcessingError, UsageError
 from scanner.outputs import gpkg as gpkg_mod
 from scanner.outputs.gpkg import MosaicResult, SceneRecord, read_layer, write_results
 from scanner.outputs.styles import STYLE_NAME

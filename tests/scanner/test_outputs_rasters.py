@@ -7,7 +7,7 @@ import pytest
 import rasterio
 from rasterio.windows import from_bounds
 
-from common.errors import UsageError
+from polarscan.common.errors import UsageError
 from scanner.infer import read_mosaic_info, read_valid_mask, score_windows
 from scanner.outputs.rasters import (
     map_to_window,

@@ -10,7 +10,7 @@ import pystac
 import pytest
 from shapely.geometry import box
 
-from common.errors import UsageError
+from polarscan.common.errors import UsageError
 from scanner.outputs.stac import GPKG_MEDIA_TYPE, MosaicItem, read_catalog, write_stac
 
 START = datetime(2022, 11, 30, 1, 43, 42, tzinfo=UTC)

@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from shapely.geometry import box
 
-from common.config import load_config, parse_config
-from common.dates import parse_date
-from common.errors import UsageError
+from polarscan.common.config import load_config, parse_config
+from polarscan.common.dates import parse_date
+from polarscan.common.errors import UsageError
 from scanner.orchestrate import ScanRequest, group_scenes, time_window
 from scanner.scan_config import ScanConfig, fit_to_card
 from scanner.sources.base import Scene

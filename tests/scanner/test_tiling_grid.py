@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from rasterio.transform import from_origin
 
-from common.errors import UsageError
+from polarscan.common.errors import UsageError
 from scanner.tiling import (
     TilingConfig,
     Window,
@@ -147,10 +147,10 @@ def test_bad_inputs():
     with pytest.raises(UsageError, match="max_nodata_fraction"):
         filter_windows([], array_mask_reader(np.ones((2, 2), bool)), 1.5)
     with pytest.raises(UsageError):
-        from common.config import parse_config
+        from polarscan.common.config import parse_config
 
         parse_config(TilingConfig, {"overlap": 1.2})
     with pytest.raises(UsageError, match="unknown key"):
-        from common.config import parse_config
+        from polarscan.common.config import parse_config
 
         parse_config(TilingConfig, {"stride": 3})

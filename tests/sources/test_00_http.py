@@ -9,8 +9,8 @@ import time
 import blake3
 import pytest
 
-from common.errors import ProcessingError, UsageError
-from common.http import (
+from polarscan.common.errors import ProcessingError, UsageError
+from polarscan.common.http import (
     MAX_SLEEP,
     AuthError,
     ChecksumError,

@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 import blake3
 import pytest
 
-from common.errors import ProcessingError, UsageError
-from common.http import AuthError, ChecksumError
+from polarscan.common.errors import ProcessingError, UsageError
+from polarscan.common.http import AuthError, ChecksumError
 from scanner.aoi import AOI
 from scanner.sources.cdse import CDSESource
 from tests.support.cdse_replay import (

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from common.errors import ProcessingError, UsageError
+from polarscan.common.errors import ProcessingError, UsageError
 from scanner.aoi import AOI
 from scanner.sources import get_source
 from scanner.sources.local import LocalSource, parse_coordinates

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from common.errors import UsageError
+from polarscan.common.errors import UsageError
 from scanner.sources import SOURCE_SPECS, get_source
 from scanner.sources.dhus import parse_size, scene_from_dhus
 from tests.support.loopback import Fault, LoopbackServer

@@ -10,9 +10,9 @@ from types import SimpleNamespace
 import pytest
 from shapely.geometry import box
 
-from commands._args import add_area, check_limit, default_config
-from common.dates import parse_date
-from common.errors import UsageError
+from polarscan.commands._args import add_area, check_limit, default_config
+from polarscan.common.dates import parse_date
+from polarscan.common.errors import UsageError
 from scanner.aoi import AOI
 from scanner.sources.base import Scene, filter_scenes, require_start, unique_scenes
 

@@ -10,7 +10,7 @@ import h5py
 import numpy as np
 import pytest
 
-from common.errors import UsageError
+from polarscan.common.errors import UsageError
 from tests.support.legacy import reference_images
 from training.card import ModelCard, card_path, read_card
 from training.io import load_model, save_model

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 import cli
-from common.errors import UsageError
+from polarscan.common.errors import UsageError
 from training.predict import fit_to_input, predict_files, predict_proba, read_image
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import cli
-from common.errors import UsageError
+from polarscan.common.errors import UsageError
 from training.data import (
     Sample,
     counts,

@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 import cli
-from common.config import load_config
-from common.errors import UsageError
+from polarscan.common.config import load_config
+from polarscan.common.errors import UsageError
 from training.card import read_card
 from training.io import load_model
 from training.model import model_geometry

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 import cli
-from common.errors import ProcessingError
+from polarscan.common.errors import ProcessingError
 from tests.support.loopback import Fault, LoopbackServer
 from training.fetch import DOI, FILES, fetch_dataset
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from common.errors import UsageError
+from polarscan.common.errors import UsageError
 from training.card import ModelCard, default_card, read_card, write_card
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from commands._args import (
+from polarscan.commands._args import (
     add_area,
     add_command,
     add_json,
@@ -15,7 +15,7 @@ from commands._args import (
     check_limit,
     print_json,
 )
-from common.dates import parse_date
+from polarscan.common.dates import parse_date
 
 SEARCH_HELP = """\
 List the Sentinel-1 EW GRDM dual-pol (HH+HV) scenes over an area and a time window that a scan
@@ -90,7 +90,7 @@ def _jsonable(v: object) -> bool:
 
 
 def run_search(args: argparse.Namespace) -> int:
-    from common.errors import UsageError
+    from polarscan.common.errors import UsageError
     from scanner.aoi import AOI
     from scanner.sources import get_source
 
@@ -126,7 +126,7 @@ def run_search(args: argparse.Namespace) -> int:
 def run_download(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from common.errors import PolarScanError, UsageError
+    from polarscan.common.errors import PolarScanError, UsageError
     from scanner.sources import get_source
 
     if args.retries < 0:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from pydantic import model_validator
 
-from common.config import StrictModel
+from polarscan.common.config import StrictModel
 
 
 class RGBRecipe(StrictModel):

@@ -9,7 +9,7 @@ import argparse
 import json
 from pathlib import Path
 
-from commands._args import add_json
+from polarscan.commands._args import add_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -74,7 +74,7 @@ def run_predict(args: argparse.Namespace) -> int:
     from training.predict import predict_files
 
     if args.threshold is not None and not 0.0 < args.threshold < 1.0:
-        from common.errors import UsageError
+        from polarscan.common.errors import UsageError
 
         raise UsageError(f"--threshold {args.threshold} is not in (0, 1)", "pass e.g. 0.5")
     model = load_model(args.model)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from commands._args import add_command, add_json, default_config, print_json
+from polarscan.commands._args import add_command, add_json, default_config, print_json
 
 MOSAIC_HELP = """\
 Turn Sentinel-1 EW GRDM dual-pol products (SAFE folders or their .zip) into a georeferenced RGB
@@ -51,7 +51,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from common.config import load_config
+    from polarscan.common.config import load_config
     from scanner.mosaic.config import MosaicConfig
     from scanner.mosaic.run import mosaic_products
 

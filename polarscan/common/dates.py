@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from common.errors import UsageError
+from polarscan.common.errors import UsageError
 
 
 def parse_date(text: str | None, flag: str, *, extra_hint: str = "") -> datetime | None:

@@ -7,7 +7,7 @@ import argparse
 import json
 import sys
 
-from commands._args import (
+from polarscan.commands._args import (
     DEFAULT_OUT,
     add_command,
     add_json,
@@ -16,7 +16,7 @@ from commands._args import (
     check_limit,
     print_json,
 )
-from common.dates import parse_date
+from polarscan.common.dates import parse_date
 
 HELP = """\
 List what the scan record of OUT (OUT/record.sqlite) knows: every scene found, its status
@@ -74,7 +74,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from common.errors import UsageError
+    from polarscan.common.errors import UsageError
     from scanner.record import Record, record_path
 
     out = Path(args.out)

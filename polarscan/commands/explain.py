@@ -62,7 +62,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from common.errors import UsageError
+    from polarscan.common.errors import UsageError
 
     method = args.method
     if method == "ig" and args.layer is not None:
@@ -136,7 +136,7 @@ def read_image(path: Path):
     """An (H, W, 3) array from a picture (as ``predict`` reads it) or a ``.npy`` file."""
     import numpy as np
 
-    from common.errors import UsageError
+    from polarscan.common.errors import UsageError
     from training.predict import read_image as read_picture
 
     if not path.is_file():
@@ -167,7 +167,7 @@ def fit_image(path: Path, image, size: int, window_px: int):
     model 800-px images) resized by nearest neighbour from the model card's ``window_px``."""
     import numpy as np
 
-    from common.errors import UsageError
+    from polarscan.common.errors import UsageError
     from training.predict import fit_to_input
 
     h, w = image.shape[:2]
@@ -188,7 +188,7 @@ def fit_image(path: Path, image, size: int, window_px: int):
 def write_array(path: Path, arr) -> None:
     import numpy as np
 
-    from common.atomic import atomic_path
+    from polarscan.common.atomic import atomic_path
 
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         np.save(fh, arr)
@@ -204,7 +204,7 @@ def write_overlay(path: Path, image, arr, window: tuple[int, int, int], *, title
     import numpy as np
     from matplotlib.patches import Rectangle
 
-    from common.atomic import atomic_path
+    from polarscan.common.atomic import atomic_path
     from training.explain import ig_magnitude
 
     row0, col0, crop = window

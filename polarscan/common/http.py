@@ -33,7 +33,7 @@ from typing import Any
 import requests
 import urllib3
 
-from common.errors import ProcessingError, UsageError
+from polarscan.common.errors import ProcessingError, UsageError
 
 log = logging.getLogger(__name__)
 

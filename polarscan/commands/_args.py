@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 from typing import Any
+
+from polarscan.resources import default_config  # noqa: F401 - re-exported for commands
 
 DEFAULT_OUT = "polarscan-output"  # the scan folder (ScanConfig.out defaults to the same)
 SOURCE_HELP = "cdse (default) | asf | dhus | local:PATH | demo"
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 
 
 def add_command(
@@ -67,17 +67,12 @@ def add_json(p: argparse.ArgumentParser, help: str) -> None:
 
 def check_limit(limit: int | None) -> None:
     """argparse takes ``--limit 0`` or ``-3``; they are usage errors, not empty listings."""
-    from common.errors import UsageError
+    from polarscan.common.errors import UsageError
 
     if limit is not None and limit < 1:
         raise UsageError(f"--limit {limit} is not positive", "give --limit 1 or more")
 
 
-def default_config(name: str) -> Path | None:
-    """``configs/<name>`` of this checkout if it exists (an installed package may lack it;
-    the config classes' defaults then apply)."""
-    path = CONFIG_DIR / name
-    return path if path.is_file() else None
 
 
 def print_json(value: Any, indent: int | None = None, default: Any = None) -> None:

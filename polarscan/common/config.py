@@ -8,7 +8,7 @@ from typing import TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from common.errors import UsageError
+from polarscan.common.errors import UsageError
 
 
 class StrictModel(BaseModel):

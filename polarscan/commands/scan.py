@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from commands._args import (
+from polarscan.commands._args import (
     DEFAULT_OUT,
     add_area,
     add_command,
@@ -74,7 +74,7 @@ def _overrides(args: argparse.Namespace) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    from common.config import load_config
+    from polarscan.common.config import load_config
     from scanner.orchestrate import ScanRequest, format_summary, scan
     from scanner.scan_config import ScanConfig
 

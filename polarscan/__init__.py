@@ -1,0 +1,7 @@
+"""polarscan: find polar lows in Sentinel-1 SAR images (Grahn & Bianchi 2022 classifier).
+
+This package holds the project's plumbing — shared infrastructure (:mod:`polarscan.common`), the
+command line (:mod:`polarscan.cli`, :mod:`polarscan.commands`) and the packaged resources
+(:mod:`polarscan.resources`: default configs, demo weights and sample). The stages live in the
+top-level packages :mod:`scanner` and :mod:`training`.
+"""
