@@ -62,7 +62,11 @@ def test_examples_are_reproducible(repo_root, tmp_path):
     assert len(made) == 6
     for p in made:
         with Image.open(p) as a, Image.open(repo_root / "examples" / p.name) as b:
-            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+            diff = np.abs(np.asarray(a, np.int16) - np.asarray(b, np.int16))
+        # the same seeds give the same images; float rounding in another numpy/scipy release
+        # may move a value across a level boundary at a handful of pixels, never more
+        assert diff.max() <= 1, p.name
+        assert np.count_nonzero(diff) <= 1e-3 * diff.size, p.name
 
 
 def test_demo_scores_example_positives_above_negatives(demo, repo_root):
