@@ -22,7 +22,17 @@ from shapely.geometry import shape
 from polarscan.common.errors import ProcessingError, UsageError
 from polarscan.common.http import download as http_download
 from scanner.sources.auth import find_credentials, require_credentials
-from scanner.sources.base import CatalogueSource, Scene, require_start
+from scanner.sources.base import (
+    CatalogueSource,
+    Scene,
+    Skipped,
+    check_page,
+    check_product_name,
+    is_product_name,
+    path_inside,
+    require_start,
+    sample_of,
+)
 from scanner.sources.odata import base_name, is_wanted_name, parse_time
 
 if TYPE_CHECKING:
@@ -47,14 +57,47 @@ def import_asf_search() -> Any:
     return asf_search
 
 
+def search_url() -> str:
+    """Where ``asf_search`` asks (NASA CMR), for messages."""
+    try:
+        from asf_search.constants import INTERNAL
+
+        return f"https://{INTERNAL.CMR_HOST}{INTERNAL.CMR_GRANULE_PATH}"
+    except ImportError:  # pragma: no cover - only with asf_search missing
+        return "the ASF search API"
+
+
 def scene_from_asf(properties: dict, geometry: dict | None) -> Scene | None:
     """A :class:`Scene` from an ASF result's ``properties`` and GeoJSON ``geometry``, or
-    ``None`` for anything that is not an EW GRDM dual-pol HH+HV product."""
+    ``None`` for anything else (:func:`read_asf_result` says why)."""
+    scene = read_asf_result(properties, geometry)
+    return scene if isinstance(scene, Scene) else None
+
+
+def read_asf_result(properties: object, geometry: dict | None) -> Scene | Skipped:
+    """A :class:`Scene` for an EW GRDM dual-pol HH+HV result, else a :class:`Skipped`:
+    ``foreign`` for another product, ``unparseable`` for a record without a usable name,
+    dates, footprint or URL, or whose ``fileName`` is not a product file name."""
+    if not isinstance(properties, dict):
+        return Skipped("unparseable", "?", "no properties", sample_of(properties))
     raw = str(properties.get("sceneName") or properties.get("fileID") or "")
-    name = base_name(raw.removesuffix("-GRD_MD"))
+    stem = raw.removesuffix("-GRD_MD")
+    if not raw:
+        return Skipped("unparseable", "?", "no sceneName", sample_of(properties))
+    if not is_product_name(stem):
+        if raw.upper().startswith("S1") and "/" not in raw and ".." not in raw:
+            return Skipped("foreign", raw, "not a GRD product name")
+        return Skipped("unparseable", raw, "not a Sentinel-1 product name", sample_of(properties))
+    name = base_name(stem)
     if not is_wanted_name(name):
         log.debug("skipping foreign ASF product %s", raw)
-        return None
+        return Skipped("foreign", raw, "not EW GRDM 1SDH")
+    file_name = properties.get("fileName")
+    if file_name is not None and not is_product_name(file_name):
+        log.warning("skipping ASF product %s: its fileName %r is not a product name", raw, file_name)
+        return Skipped(
+            "unparseable", raw, "fileName is not a product file name", sample_of(properties)
+        )
     try:
         start = parse_time(str(properties.get("startTime") or ""))
         stop = parse_time(str(properties.get("stopTime") or ""))
@@ -63,7 +106,7 @@ def scene_from_asf(properties: dict, geometry: dict | None) -> Scene | None:
         ) else None  # fmt: skip
     except ValueError:
         log.warning("skipping ASF product %s: unreadable dates", raw)
-        return None
+        return Skipped("unparseable", raw, "unreadable dates", sample_of(properties))
     try:
         geom = shape(geometry) if geometry and geometry.get("coordinates") else None
     except (ValueError, TypeError, AttributeError):
@@ -71,7 +114,7 @@ def scene_from_asf(properties: dict, geometry: dict | None) -> Scene | None:
     url = properties.get("url")
     if start is None or stop is None or geom is None or geom.is_empty or not url:
         log.warning("skipping ASF product %s: no dates, footprint or URL", raw)
-        return None
+        return Skipped("unparseable", raw, "no dates, footprint or URL", sample_of(properties))
     size = properties.get("bytes")
     md5 = properties.get("md5sum")
     attrs = {
@@ -144,8 +187,9 @@ class ASFSource(CatalogueSource):
         start: datetime | None,
         end: datetime | None,
         published_after: datetime | None,
-    ) -> Iterator[Scene | None]:
-        """Every scene ASF matches in one search polygon (``None``: anywhere)."""
+    ) -> Iterator[Scene | Skipped]:
+        """Every scene ASF matches in one search polygon (``None``: anywhere), read; an
+        answer of which no entry could be read is a :class:`ProcessingError`."""
         asf = self.asf
         opts: dict[str, Any] = {
             "platform": asf.PLATFORM.SENTINEL1,
@@ -165,8 +209,9 @@ class ASFSource(CatalogueSource):
             results = asf.search(**opts)
         except asf.ASFError as err:
             raise ProcessingError(f"ASF search failed ({err})", "retry later") from None
-        for product in results:
-            yield scene_from_asf(product.properties, product.geometry)
+        found = [read_asf_result(p.properties, p.geometry) for p in results]
+        check_page(found, search_url())
+        yield from found
 
     def product(self, ident: str) -> Scene:
         """The GRD_MD scene for a product name."""
@@ -182,8 +227,10 @@ class ASFSource(CatalogueSource):
         raise UsageError(f"ASF has no EW GRDM dual-pol product {ident!r}", "check the name")
 
     def download(self, scene: Scene, dest_dir: Path) -> Path:
-        """The product zip under ``dest_dir``, verified against ASF's MD5."""
-        dest = Path(dest_dir) / str(scene.attrs.get("fileName") or f"{scene.name}.zip")
+        """The product zip under ``dest_dir``, verified against ASF's MD5. The file name (ASF's
+        ``fileName``) must be a product name and stay inside ``dest_dir``."""
+        check_product_name(scene.name)
+        dest = path_inside(dest_dir, scene.attrs.get("fileName") or f"{scene.name}.zip")
         with _SLOTS:
             return http_download(
                 str(scene.url), dest, session=self.session(), expected_size=scene.size,

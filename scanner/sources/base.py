@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from polarscan.common.errors import UsageError
+from polarscan.common.errors import ProcessingError, UsageError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator
+    from collections.abc import Callable, Iterable, Iterator, Sequence
 
     from shapely.geometry import Polygon
     from shapely.geometry.base import BaseGeometry
@@ -25,7 +27,7 @@ NAME_RE = re.compile(
     r"^(?P<mission>S1[A-D])_(?P<mode>[A-Z0-9]{2})_(?P<ptype>[A-Z]{3})(?P<res>[FHM_])_"
     r"(?P<level>\d)(?P<cls>[SA])(?P<pol>SH|SV|DH|DV|HH|VV|HV|VH)_"
     r"(?P<start>\d{8}T\d{6})_(?P<stop>\d{8}T\d{6})_(?P<orbit>\d{6})_(?P<datatake>[0-9A-F]{6})_"
-    r"(?P<crc>[0-9A-F]{4})(?:_COG)?(?:\.SAFE)?(?:\.zip)?$",
+    r"(?P<crc>[0-9A-F]{4})(?:_COG)?(?:\.SAFE)?(?:\.zip)?\Z",
     re.IGNORECASE,
 )
 
@@ -58,10 +60,164 @@ class Scene:
         return (p["mission"].upper(), int(p["orbit"]), p["datatake"].upper()) if p else None
 
 
+# ---- names from the network are never paths --------------------------------------------------
+
+
+def is_product_name(name: object) -> bool:
+    """Whether ``name`` is a Sentinel-1 product name, optionally with ``_COG``, ``.SAFE``,
+    ``.zip`` (so no folder separators, no ``..``, nothing but the naming pattern's characters)."""
+    return isinstance(name, str) and NAME_RE.fullmatch(name) is not None
+
+
+def check_product_name(name: object, what: str = "product name") -> str:
+    """``name`` if :func:`is_product_name`, else a :class:`ProcessingError`: a provider that
+    sends another name (``../../x.zip``, ``/etc/cron.d/x``) must never choose where we write."""
+    if not is_product_name(name):
+        raise ProcessingError(
+            f"refusing the {what} {str(name)[:120]!r}: it is not a Sentinel-1 product name "
+            "(S1x_MM_TTTR_LFPP_<start>_<stop>_<orbit>_<datatake>_<crc>[_COG][.SAFE][.zip])",
+            "nothing was written; report the record to the provider",
+        )
+    return str(name)
+
+
+def path_inside(dest_dir: str | Path, file_name: object) -> Path:
+    """``dest_dir / file_name`` after checking that the name is a product name and that the
+    resolved path (symbolic links followed) lies directly inside ``dest_dir``."""
+    name = check_product_name(file_name, "file name")
+    root = Path(dest_dir).resolve()
+    target = (root / name).resolve()
+    if target.parent != root:
+        raise ProcessingError(
+            f"refusing to write {name}: {root / name} leads to {target}, outside {root}",
+            f"remove the link {root / name} and rerun",
+        )
+    return Path(dest_dir) / name
+
+
+# ---- what a search skipped and why ------------------------------------------------------------
+
+#: Why a record did not become a scene: another product type, mode or polarisation; a COG
+#: twin merged into its original SAFE; the same product again (overlapping search polygons, a
+#: zip beside its SAFE folder); a footprint or time outside the search; a record that could not
+#: be read (missing or garbled id, dates, footprint, or a name that is not a product name).
+SKIP_REASONS = ("foreign", "twin", "duplicate", "outside", "unparseable")
+SAMPLE_CHARS = 160  # how much of a broken record an error or a warning quotes
+
+
+def sample_of(record: Any) -> str:
+    """A short, single-line quote of what came back, for messages."""
+    try:
+        text = json.dumps(record, default=str, ensure_ascii=True)
+    except (TypeError, ValueError):
+        text = repr(record)
+    return text if len(text) <= SAMPLE_CHARS else text[: SAMPLE_CHARS - 1] + "…"
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A record a source did not turn into a :class:`Scene`, and why (one of
+    :data:`SKIP_REASONS`); ``sample`` quotes the record for messages."""
+
+    reason: str
+    name: str
+    detail: str = ""
+    sample: str = ""
+
+
+@dataclass(frozen=True)
+class SearchStats:
+    """What one ``search`` saw: ``records`` the provider returned (or products a listing
+    found), ``kept`` scenes yielded, and how many were skipped for each of
+    :data:`SKIP_REASONS`. ``samples`` quotes a few unparseable records. A nightly run that
+    finds nothing can tell "nothing there" (records 0) from "nothing readable"."""
+
+    source: str
+    records: int = 0
+    kept: int = 0
+    foreign: int = 0
+    twin: int = 0
+    duplicate: int = 0
+    outside: int = 0
+    unparseable: int = 0
+    samples: tuple[str, ...] = ()
+
+    @property
+    def skipped(self) -> dict[str, int]:
+        """``{reason: count}`` for every reason, zeros included."""
+        return {r: getattr(self, r) for r in SKIP_REASONS}
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready: source, records, kept, skipped {reason: n}, samples."""
+        return {
+            "source": self.source,
+            "records": self.records,
+            "kept": self.kept,
+            "skipped": self.skipped,
+            "samples": list(self.samples),
+        }
+
+    def summary(self) -> str:
+        """``12 record(s), 3 kept; skipped: 7 foreign, 2 twin`` (non-zero reasons only)."""
+        parts = [f"{n} {r}" for r, n in self.skipped.items() if n]
+        tail = f"; skipped: {', '.join(parts)}" if parts else ""
+        return f"{self.records} record(s), {self.kept} kept{tail}"
+
+
+class SearchTally:
+    """Counts one search as it goes; :meth:`freeze` gives the :class:`SearchStats`."""
+
+    MAX_SAMPLES = 3
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.records = 0
+        self.counts: Counter[str] = Counter()
+        self.samples: list[str] = []
+
+    def skip(self, reason: str, sample: str = "") -> None:
+        self.counts[reason] += 1
+        if reason == "unparseable" and sample and len(self.samples) < self.MAX_SAMPLES:
+            self.samples.append(sample)
+
+    def freeze(self, kept: int) -> SearchStats:
+        return SearchStats(self.source, self.records, kept, samples=tuple(self.samples),
+                           **{r: self.counts[r] for r in SKIP_REASONS})  # fmt: skip
+
+
+def check_page(results: Sequence[Scene | Skipped | None], where: str) -> None:
+    """One catalogue answer (a page) read: if it had entries and none could be read, that is
+    a :class:`ProcessingError` naming ``where`` (the URL) and quoting an entry — a format
+    change must not look like a quiet night; if only some could not be read, a warning."""
+    bad = [
+        r for r in results
+        if not isinstance(r, Scene) and (not isinstance(r, Skipped) or r.reason == "unparseable")
+    ]  # fmt: skip
+    if not bad:
+        return
+    first = bad[0]
+    quote = (first.sample or first.name) if isinstance(first, Skipped) else "null"
+    why = f" ({first.detail})" if isinstance(first, Skipped) and first.detail else ""
+    if len(bad) == len(results):
+        raise ProcessingError(
+            f"{where} answered {len(results)} entries and none could be read{why}; "
+            f"the first: {quote}",
+            "retry later; if it persists the catalogue's format changed (report it)",
+        )
+    log.warning(
+        "%s: %d of %d entries could not be read and were skipped%s; the first: %s",
+        where, len(bad), len(results), why, quote,
+    )  # fmt: skip
+
+
 class Source(Protocol):
     """A place scenes come from. Implementations live in ``scanner/sources/<name>.py``."""
 
     name: str
+    #: What the last finished :meth:`search` skipped and why (``None`` before any search).
+    #: Set once the search has read the provider, i.e. by the time its first scene is
+    #: yielded, or when it ends without any.
+    last_search_stats: SearchStats | None
 
     def search(
         self,
@@ -71,11 +227,14 @@ class Source(Protocol):
         *,
         published_after: datetime | None = None,
     ) -> Iterator[Scene]:
-        """EW GRDM dual-pol HH+HV scenes intersecting ``aoi`` (deduplicated), oldest first."""
+        """EW GRDM dual-pol HH+HV scenes intersecting ``aoi`` (deduplicated), oldest first.
+        Records skipped are counted in :attr:`last_search_stats`; a provider answer of which
+        no entry could be read is a :class:`~polarscan.common.errors.ProcessingError`."""
         ...
 
     def download(self, scene: Scene, dest_dir: Path) -> Path:
-        """A verified local product (SAFE folder or zip) for ``scene`` under ``dest_dir``."""
+        """A verified local product (SAFE folder or zip) for ``scene`` under ``dest_dir``.
+        Remote sources write only ``dest_dir / <product name>`` (:func:`path_inside`)."""
         ...
 
     def check_credentials(self) -> None:
@@ -96,25 +255,35 @@ def require_start(
 
 
 def unique_scenes(
-    candidates: Iterable[Scene | None],
+    candidates: Iterable[Scene | Skipped | None],
     aoi: AOI | None,
     prefer: Callable[[Scene, Scene], Scene] | None = None,
+    tally: SearchTally | None = None,
 ) -> list[Scene]:
     """The candidates (from one query per AOI search polygon) that really touch ``aoi``, each
     product once, oldest sensing time first. Polygons overlap and a catalogue matches on a
     coarse footprint, hence both checks. Of two records of one name the first is kept, or
-    ``prefer(old, new)`` picks."""
+    ``prefer(old, new)`` picks. ``tally`` counts every candidate and why it was dropped
+    (``None`` counts as unparseable)."""
+    tally = tally or SearchTally("?")
     found: dict[str, Scene] = {}
     for scene in candidates:
-        if scene is None:
+        tally.records += 1
+        if not isinstance(scene, Scene):
+            skipped = scene if scene is not None else Skipped("unparseable", "null")
+            tally.skip(skipped.reason, skipped.sample or skipped.name)
             continue
         if aoi is not None and not aoi.intersects(scene.footprint):
             log.debug("%s: footprint misses the area in EPSG:3413", scene.name)
+            tally.skip("outside")
             continue
         old = found.get(scene.name)
         if old is None:
             found[scene.name] = scene
-        elif prefer is not None:
+            continue
+        twins = bool(old.attrs.get("cog")) != bool(scene.attrs.get("cog"))
+        tally.skip("twin" if twins else "duplicate")
+        if prefer is not None:
             found[scene.name] = prefer(old, scene)
     return sorted(found.values(), key=lambda s: (s.start, s.name))
 
@@ -144,8 +313,12 @@ def filter_scenes(
 
 class CatalogueSource:
     """``search`` for sources that ask a remote catalogue once per AOI search polygon (CDSE,
-    ASF, DHuS): check the time window, query each polygon, keep each product once. Subclasses
-    give :meth:`check_window` and :meth:`query`, and may override :meth:`prefer`."""
+    ASF, DHuS): check the time window, query each polygon, keep each product once, count
+    what was skipped (:attr:`last_search_stats`). Subclasses give :meth:`check_window` and
+    :meth:`query`, and may override :meth:`prefer`."""
+
+    name = "catalogue"
+    last_search_stats: SearchStats | None = None
 
     def check_window(
         self, start: datetime | None, end: datetime | None, published_after: datetime | None
@@ -159,9 +332,10 @@ class CatalogueSource:
         start: datetime | None,
         end: datetime | None,
         published_after: datetime | None,
-    ) -> Iterator[Scene | None]:
+    ) -> Iterator[Scene | Skipped]:
         """Every record the catalogue matches in one lon/lat search polygon (``None``:
-        anywhere); ``None`` for an unusable record. :func:`unique_scenes` sorts them out."""
+        anywhere); a :class:`Skipped` for an unusable one (pages checked with
+        :func:`check_page`). :func:`unique_scenes` sorts them out."""
         raise NotImplementedError
 
     def prefer(self, old: Scene, new: Scene) -> Scene:
@@ -180,17 +354,28 @@ class CatalogueSource:
         self.check_window(start, end, published_after)
         polygons = aoi.search_polygons() if aoi is not None else [None]
         found = (s for poly in polygons for s in self.query(poly, start, end, published_after))
-        yield from unique_scenes(found, aoi, self.prefer)
+        tally = SearchTally(self.name)
+        scenes = unique_scenes(found, aoi, self.prefer, tally)
+        self.last_search_stats = stats = tally.freeze(len(scenes))
+        log.info("%s search: %s", self.name, stats.summary())
+        yield from scenes
 
 
 class ListingSource:
     """``search`` for sources that list every scene they hold (a local folder, the demo) and
-    filter the list. ``closed``: whether a scene only touching the window's edge counts."""
+    filter the list. ``closed``: whether a scene only touching the window's edge counts.
+    Subclasses give :meth:`scenes`, or :meth:`records` when they skip things."""
 
+    name = "listing"
     closed: bool = False
+    last_search_stats: SearchStats | None = None
 
     def scenes(self) -> list[Scene]:
         raise NotImplementedError
+
+    def records(self) -> list[Scene | Skipped]:
+        """Everything the listing found, usable or not (default: :meth:`scenes`)."""
+        return list(self.scenes())
 
     def search(
         self,
@@ -200,6 +385,16 @@ class ListingSource:
         *,
         published_after: datetime | None = None,
     ) -> Iterator[Scene]:
-        yield from filter_scenes(
-            self.scenes(), aoi, start, end, published_after, closed=self.closed
-        )
+        tally = SearchTally(self.name)
+        listed: list[Scene] = []
+        for rec in self.records():
+            tally.records += 1
+            if isinstance(rec, Scene):
+                listed.append(rec)
+            else:
+                tally.skip(rec.reason, rec.sample or rec.name)
+        kept = list(filter_scenes(listed, aoi, start, end, published_after, closed=self.closed))
+        for _ in range(len(listed) - len(kept)):
+            tally.skip("outside")
+        self.last_search_stats = tally.freeze(len(kept))
+        yield from kept

@@ -41,7 +41,15 @@ from scanner.sources.auth import (
     require_credentials,
     shared_token_manager,
 )
-from scanner.sources.base import CatalogueSource, Scene, require_start
+from scanner.sources.base import (
+    CatalogueSource,
+    Scene,
+    Skipped,
+    check_page,
+    check_product_name,
+    path_inside,
+    require_start,
+)
 
 if TYPE_CHECKING:
     from shapely.geometry import Polygon
@@ -60,7 +68,7 @@ MAX_CONCURRENT = 4  # CDSE allows 4 concurrent connections per user
 
 TRUSTED_SUFFIXES = (".dataspace.copernicus.eu",)  # hosts that may receive the bearer token
 _SLOTS = threading.BoundedSemaphore(MAX_CONCURRENT)  # shared by every thread of the process
-_UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
+_UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z", re.I)
 
 
 def _base(url: str) -> str:
@@ -174,11 +182,14 @@ class CDSESource(CatalogueSource):
         start: datetime | None,
         end: datetime | None,
         published_after: datetime | None,
-    ) -> Iterator[Scene | None]:
-        """Every wanted product record in one search polygon (``None``: anywhere)."""
+    ) -> Iterator[Scene | Skipped]:
+        """Every product record in one search polygon (``None``: anywhere), read; a page of
+        which no entry could be read is a :class:`ProcessingError` (:func:`check_page`)."""
         params = odata.build_params(poly, start, end, published_after, self.page_size)
-        for product in self.iter_products(params):
-            yield odata.parse_product(product, self.download_url)
+        for where, values in self.iter_pages(params):
+            results = [odata.read_product(p, self.download_url) for p in values]
+            check_page(results, where)
+            yield from results
 
     def prefer(self, old: Scene, new: Scene) -> Scene:
         """The original SAFE over its COG twin (:func:`odata.prefer`)."""
@@ -186,6 +197,12 @@ class CDSESource(CatalogueSource):
 
     def iter_products(self, params: dict[str, str]) -> Iterator[dict]:
         """Every product record of a query, following ``@odata.nextLink``."""
+        for _where, values in self.iter_pages(params):
+            yield from (p for p in values if isinstance(p, dict))
+
+    def iter_pages(self, params: dict[str, str]) -> Iterator[tuple[str, list]]:
+        """``(where, entries)`` of each page of a query, following ``@odata.nextLink``;
+        ``where`` names the page's URL for messages."""
         url: str | None = self.products_url
         seen: set[str] = set()
         pages = 0
@@ -203,9 +220,7 @@ class CDSESource(CatalogueSource):
                         f"(page {pages})",
                         "retry later; if it persists the OData format changed",
                     )
-                for product in values:
-                    if isinstance(product, dict):
-                        yield product
+                yield (url if pages > 1 else f"{url} (page 1)"), values
                 nxt = page.get("@odata.nextLink")
                 if not nxt or not values:
                     return
@@ -247,9 +262,15 @@ class CDSESource(CatalogueSource):
             raise ProcessingError(
                 f"{scene.name} is offline at CDSE", "order it from the CDSE browser, then rerun"
             )
+        if not _UUID_RE.match(scene.id):
+            raise ProcessingError(
+                f"refusing to download {scene.name}: its id {scene.id[:80]!r} is not a CDSE UUID",
+                "rerun the search; report the record to CDSE if it persists",
+            )
+        check_product_name(scene.name)
         tokens = self.tokens()
         product = str(scene.attrs.get("product_name") or f"{scene.name}.SAFE")
-        dest = Path(dest_dir) / (product if product.endswith(".zip") else f"{product}.zip")
+        dest = path_inside(dest_dir, product if product.endswith(".zip") else f"{product}.zip")
         url = f"{self.download_url}/odata/v1/Products({scene.id})/$value"
         trusted = tuple(h for h in (host_of(self.download_url),) if h)
         with _SLOTS, _TrustedRedirects(trusted) as session:

@@ -23,7 +23,16 @@ import shapely
 
 from polarscan.common.errors import ProcessingError, UsageError
 from scanner.sources.auth import host_of, require_credentials
-from scanner.sources.base import CatalogueSource, Scene, require_start
+from scanner.sources.base import (
+    CatalogueSource,
+    Scene,
+    Skipped,
+    check_page,
+    check_product_name,
+    is_product_name,
+    require_start,
+    sample_of,
+)
 from scanner.sources.odata import base_name, is_wanted_name
 
 if TYPE_CHECKING:
@@ -65,21 +74,37 @@ def parse_size(text: Any) -> int | None:
 
 
 def scene_from_dhus(uuid: str, props: dict, api_url: str = "") -> Scene | None:
-    """A :class:`Scene` from one entry of ``SentinelAPI.query`` (``{uuid: props}``)."""
-    name = base_name(str(props.get("title") or props.get("identifier") or ""))
+    """A :class:`Scene` from one entry of ``SentinelAPI.query`` (``{uuid: props}``), ``None``
+    for anything else (:func:`read_dhus_entry` says why)."""
+    scene = read_dhus_entry(uuid, props, api_url)
+    return scene if isinstance(scene, Scene) else None
+
+
+def read_dhus_entry(uuid: str, props: object, api_url: str = "") -> Scene | Skipped:
+    """A :class:`Scene` for a wanted entry, else a :class:`Skipped` with the reason (the title
+    names the file sentinelsat writes, so one that is not a product name is unparseable)."""
+    if not isinstance(props, dict):
+        return Skipped("unparseable", str(uuid), "not a record", sample_of(props))
+    title = str(props.get("title") or props.get("identifier") or "")
+    if not is_product_name(title):
+        if title.upper().startswith("S1") and "/" not in title and ".." not in title:
+            return Skipped("foreign", title, "not a GRD product name")
+        return Skipped("unparseable", title or str(uuid), "title is not a product name",
+                       sample_of(props))  # fmt: skip
+    name = base_name(title)
     if not is_wanted_name(name):
         log.debug("skipping foreign DHuS product %s", name)
-        return None
+        return Skipped("foreign", name)
     try:
         start, stop = _utc(props.get("beginposition")), _utc(props.get("endposition"))
         published = _utc(props.get("ingestiondate"))
         geom = shapely.from_wkt(props["footprint"]) if props.get("footprint") else None
     except (ValueError, shapely.errors.GEOSException):
         log.warning("skipping DHuS product %s: unreadable dates or footprint", name)
-        return None
+        return Skipped("unparseable", name, "unreadable dates or footprint", sample_of(props))
     if start is None or stop is None or geom is None or geom.is_empty:
         log.warning("skipping DHuS product %s: no dates or footprint", name)
-        return None
+        return Skipped("unparseable", name, "no dates or footprint", sample_of(props))
     attrs = {
         k: props[k]
         for k in ("orbitdirection", "relativeorbitnumber", "orbitnumber", "slicenumber")
@@ -140,8 +165,9 @@ class DHuSSource(CatalogueSource):
         start: datetime | None,
         end: datetime | None,
         published_after: datetime | None,
-    ) -> Iterator[Scene | None]:
-        """Every scene the mirror matches in one search polygon (``None``: anywhere)."""
+    ) -> Iterator[Scene | Skipped]:
+        """Every scene the mirror matches in one search polygon (``None``: anywhere), read;
+        an answer of which no entry could be read is a :class:`ProcessingError`."""
         kw: dict[str, Any] = {
             "platformname": "Sentinel-1",
             "producttype": "GRD",
@@ -158,10 +184,14 @@ class DHuSSource(CatalogueSource):
             raise ProcessingError(
                 f"DHuS search at {self.url} failed ({err})", "check DHUS_URL or retry later"
             ) from None
-        for uuid, props in products.items():
-            yield scene_from_dhus(uuid, props, self.url)
+        found = [read_dhus_entry(uuid, props, self.url) for uuid, props in products.items()]
+        check_page(found, f"{self.url.rstrip('/')}/search")
+        yield from found
 
     def download(self, scene: Scene, dest_dir: Path) -> Path:
+        """The product as sentinelsat wrote it (it names the file after the hub's title):
+        the name is checked first, and the file sentinelsat reports must lie in ``dest_dir``."""
+        check_product_name(scene.name)
         Path(dest_dir).mkdir(parents=True, exist_ok=True)
         with _SLOTS:
             try:
@@ -170,4 +200,16 @@ class DHuSSource(CatalogueSource):
                 raise ProcessingError(
                     f"DHuS download of {scene.name} failed ({err})", "rerun later"
                 ) from None
-        return Path(info["path"])
+        return written_inside(dest_dir, info.get("path"))
+
+
+def written_inside(dest_dir: str | Path, reported: object) -> Path:
+    """The path sentinelsat reports, if it is a product file directly inside ``dest_dir``."""
+    root = Path(dest_dir).resolve()
+    path = Path(str(reported or ""))
+    if not is_product_name(path.name) or path.resolve().parent != root:
+        raise ProcessingError(
+            f"the DHuS download reported {str(reported)[:160]!r}, not a product file in {root}",
+            "delete that file if it exists; report the product to the mirror",
+        )
+    return path

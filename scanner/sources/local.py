@@ -20,7 +20,7 @@ from pathlib import Path
 from shapely.geometry import Polygon
 
 from polarscan.common.errors import ProcessingError, UsageError
-from scanner.sources.base import NAME_RE, ListingSource, Scene
+from scanner.sources.base import NAME_RE, ListingSource, Scene, Skipped
 from scanner.sources.odata import base_name, is_wanted_name
 
 log = logging.getLogger(__name__)
@@ -68,25 +68,45 @@ def read_manifest(path: Path) -> bytes:
 
 def find_products(root: Path) -> Iterator[Path]:
     """SAFE folders and zips below ``root`` whose names are wanted products (not inside SAFEs)."""
+    for path in find_candidates(root):
+        if is_wanted_name(base_name(path.name)):
+            yield path
+
+
+def find_candidates(root: Path) -> Iterator[Path]:
+    """Every ``*.SAFE`` folder and ``*.zip`` below ``root`` (not inside SAFEs)."""
     for dirpath, dirnames, filenames in os.walk(root):
         keep = []
         for d in sorted(dirnames):
             if d.upper().endswith(".SAFE"):
-                if is_wanted_name(base_name(d)):
-                    yield Path(dirpath) / d
+                yield Path(dirpath) / d
             elif not d.startswith("."):
                 keep.append(d)
         dirnames[:] = keep  # never descend into a product
         for f in sorted(filenames):
-            if f.lower().endswith(".zip") and is_wanted_name(base_name(f)):
+            if f.lower().endswith(".zip"):
                 yield Path(dirpath) / f
+
+
+def classify(path: Path) -> Skipped | None:
+    """Why a candidate is not a wanted product (``None``: it is one). Another Sentinel-1
+    product is ``foreign``; a name that starts like one but breaks the naming pattern (a
+    browser's ``… (1).zip``, odd characters) is ``unparseable``; anything else is ignored."""
+    name = base_name(path.name)
+    if is_wanted_name(name):
+        return None
+    if NAME_RE.fullmatch(name):
+        return Skipped("foreign", path.name)
+    if name.upper().startswith("S1"):
+        return Skipped("unparseable", path.name, "not a Sentinel-1 product name", str(path))
+    return Skipped("foreign", path.name, "not a Sentinel-1 product")
 
 
 def scene_of(path: Path) -> Scene | None:
     """A scene for a product path, ``None`` (with a warning) when it is unreadable."""
     name = base_name(path.name)
-    m = NAME_RE.match(name)
-    if m is None:
+    m = NAME_RE.fullmatch(name)
+    if m is None or not is_wanted_name(name):
         return None
     try:
         geom = parse_coordinates(read_manifest(path))
@@ -131,15 +151,30 @@ class LocalSource(ListingSource):
 
     def scenes(self) -> list[Scene]:
         """Every readable product; a SAFE folder wins over a zip of the same product."""
+        return [r for r in self.records() if isinstance(r, Scene)]
+
+    def records(self) -> list[Scene | Skipped]:
+        """:meth:`scenes` (oldest first), then what was skipped: other products, odd names,
+        unreadable manifests and zips beside their SAFE folder (``duplicate``)."""
         found: dict[str, Scene] = {}
-        for path in find_products(self.root):
+        skipped: list[Skipped] = []
+        for path in find_candidates(self.root):
+            why = classify(path)
+            if why is not None:
+                if why.reason == "unparseable" or why.detail != "not a Sentinel-1 product":
+                    skipped.append(why)
+                continue
             scene = scene_of(path)
             if scene is None:
+                skipped.append(Skipped("unparseable", path.name, "unreadable manifest", str(path)))
                 continue
             old = found.get(scene.name)
             if old is None or (old.attrs["zip"] and not scene.attrs["zip"]):
                 found[scene.name] = scene
-        return sorted(found.values(), key=lambda s: (s.start, s.name))
+            if old is not None:
+                skipped.append(Skipped("duplicate", path.name))
+        scenes: list[Scene | Skipped] = sorted(found.values(), key=lambda s: (s.start, s.name))
+        return scenes + skipped
 
     def product(self, ident: str) -> Scene:
         """The scene for a product name (with or without ``.SAFE``/``.zip``) or path."""

@@ -1,13 +1,15 @@
 """CDSE OData, the pure part: building ``$filter`` queries and reading product records.
 
 No network here. :mod:`scanner.sources.cdse` sends the queries and downloads; this module turns
-a search into query parameters and a JSON product into a :class:`Scene` (or ``None`` for a
-product this tool cannot use: another mode, product type or polarisation, an AUX file...).
+a search into query parameters and a JSON product into a :class:`Scene`, or a :class:`Skipped`
+saying why not: ``foreign`` (another mode, product type or polarisation, an AUX file...) or
+``unparseable`` (no usable id, dates, footprint, or a name that is not a product name).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,7 +17,7 @@ import shapely
 from shapely.geometry import Polygon, shape
 from shapely.geometry.base import BaseGeometry
 
-from scanner.sources.base import NAME_RE, Scene
+from scanner.sources.base import NAME_RE, Scene, Skipped, is_product_name, sample_of
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +25,8 @@ PRODUCT_TYPE = "EW_GRDM_1S"
 COG_PRODUCT_TYPE = "EW_GRDM_1S-COG"
 POLARISATION = "HH&HV"
 CHECKSUM_PREFERENCE = ("BLAKE3", "MD5", "SHA256")  # BLAKE3 hashes fastest
+#: CDSE product ids are UUIDs; the id goes into a download URL, so nothing else is accepted.
+UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)
 
 
 def odata_time(t: datetime) -> str:
@@ -152,34 +156,55 @@ def base_name(name: str) -> str:
 
 def is_wanted_name(name: str) -> bool:
     """EW mode, GRD, dual polarisation HH+HV (``…_EW_GRDM_1SDH_…``)."""
-    m = NAME_RE.match(name)
+    m = NAME_RE.fullmatch(name)
     if not m:
         return False
     return m["mode"].upper() == "EW" and m["ptype"].upper() == "GRD" and m["pol"].upper() == "DH"
 
 
 def parse_product(product: dict, download_base: str) -> Scene | None:
-    """A :class:`Scene` for a wanted product, ``None`` (logged at debug) for anything else."""
-    raw_name = str(product.get("Name") or "")
-    name = base_name(raw_name)
+    """A :class:`Scene` for a wanted product, ``None`` for anything else
+    (:func:`read_product` says why)."""
+    scene = read_product(product, download_base)
+    return scene if isinstance(scene, Scene) else None
+
+
+def read_product(product: object, download_base: str) -> Scene | Skipped:
+    """A :class:`Scene` for a wanted product, else a :class:`Skipped` with the reason."""
+    if not isinstance(product, dict):
+        return Skipped("unparseable", "?", "not a JSON object", sample_of(product))
+    raw_name = product.get("Name")
+    if not isinstance(raw_name, str) or not raw_name:
+        return Skipped("unparseable", "?", "no Name", sample_of(product))
     attrs = attributes(product)
     ptype = str(attrs.get("productType") or "")
-    if not is_wanted_name(name) or (ptype and ptype not in (PRODUCT_TYPE, COG_PRODUCT_TYPE)):
+    if ptype and ptype not in (PRODUCT_TYPE, COG_PRODUCT_TYPE):
+        log.debug("skipping foreign product %s (%s)", raw_name, ptype)
+        return Skipped("foreign", raw_name, ptype)
+    if not is_product_name(raw_name):
+        return Skipped(
+            "unparseable", raw_name, "Name is not a Sentinel-1 product name", sample_of(product)
+        )
+    name = base_name(raw_name)
+    if not is_wanted_name(name):
         log.debug("skipping foreign product %s (%s)", raw_name, ptype or "no productType")
-        return None
+        return Skipped("foreign", raw_name, ptype or "not EW GRDM 1SDH")
     pid = product.get("Id")
     content = product.get("ContentDate") or {}
     try:
         start = parse_time(content.get("Start"))
         stop = parse_time(content.get("End"))
         published = parse_time(product.get("PublicationDate"))
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, TypeError):
         log.warning("skipping %s: unreadable dates %r", raw_name, content)
-        return None
+        return Skipped("unparseable", raw_name, "unreadable dates", sample_of(product))
     geom = footprint(product)
-    if not pid or start is None or stop is None or geom is None or geom.is_empty:
-        log.warning("skipping %s: no id, dates or footprint in the record", raw_name)
-        return None
+    if not isinstance(pid, str) or not UUID_RE.fullmatch(pid):
+        log.warning("skipping %s: its Id %r is not a UUID", raw_name, pid)
+        return Skipped("unparseable", raw_name, "Id is not a UUID", sample_of(product))
+    if start is None or stop is None or geom is None or geom.is_empty:
+        log.warning("skipping %s: no dates or footprint in the record", raw_name)
+        return Skipped("unparseable", raw_name, "no dates or footprint", sample_of(product))
     size = product.get("ContentLength")
     cog = ptype == COG_PRODUCT_TYPE or "_COG" in raw_name.upper()
     attrs.update(
