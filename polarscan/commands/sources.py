@@ -12,10 +12,10 @@ from polarscan.commands._args import (
     add_limit,
     add_source,
     add_window,
-    check_limit,
+    date_type,
+    int_type,
     print_json,
 )
-from polarscan.common.dates import parse_date
 
 SEARCH_HELP = """\
 List the Sentinel-1 EW GRDM dual-pol (HH+HV) scenes over an area and a time window that a scan
@@ -48,12 +48,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_window(p, "sensing from this UTC date (YYYY-MM-DD[THH:MM])", "sensing before this UTC date")
     p.add_argument(
         "--published-after",
+        type=date_type("--published-after"),
         metavar="DATE",
         help="only scenes published after this UTC date/time (what is new since a run)",
     )
     add_source(p, default="cdse")
     add_limit(p, "list at most N scenes")
-    add_json(p, "print a JSON list of scene records")
+    add_json(p, "print JSON: {scenes: [scene records], stats: what the search skipped and why}")
     p.set_defaults(func=run_search)
 
     d = add_command(
@@ -62,7 +63,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument("products", nargs="+", metavar="ID|NAME", help="product id (UUID) or name")
     d.add_argument("--out", required=True, metavar="DIR", help="folder to download into")
     d.add_argument(
-        "--retries", type=int, default=5, metavar="N", help="retries per product (default 5)"
+        "--retries",
+        type=int_type("--retries", 0),
+        default=5,
+        metavar="N",
+        help="retries per product (default 5)",
     )
     add_source(d, default="cdse")
     d.set_defaults(func=run_download)
@@ -94,32 +99,31 @@ def run_search(args: argparse.Namespace) -> int:
     from scanner.aoi import AOI
     from scanner.sources import get_source
 
-    since = parse_date(args.since, "--since")
-    until = parse_date(args.until, "--until")
-    published = parse_date(args.published_after, "--published-after")
-    if since is None and published is None:
+    # dates arrive parsed (aware UTC) and ordered: see _args.add_window and check_window
+    if args.since is None and args.published_after is None:
         raise UsageError(
             "a search needs a time", "give --since DATE (and --until DATE) or --published-after"
         )
-    if since is not None and until is not None and since >= until:
-        raise UsageError(f"--since {args.since} is not before --until {args.until}",
-                         "give a start before the end")  # fmt: skip
-    check_limit(args.limit)
     aoi = AOI.from_bbox(*args.bbox) if args.bbox else AOI.from_file(args.aoi)
     source = get_source(args.source)
     scenes = []
-    for scene in source.search(aoi, since, until, published_after=published):
+    for scene in source.search(aoi, args.since, args.until, published_after=args.published_after):
         scenes.append(scene)
         if args.limit is not None and len(scenes) >= args.limit:
             break
+    stats = getattr(source, "last_search_stats", None)
     if args.json:
-        print_json([scene_record(s) for s in scenes], indent=2)
+        doc = {"scenes": [scene_record(s) for s in scenes],
+               "stats": stats.as_dict() if stats is not None else None}  # fmt: skip
+        print_json(doc, indent=2)
         return 0
     for s in scenes:
         size = f"{s.size / 1e6:7.0f} MB" if s.size else "      ? MB"
         print(f"{s.start:%Y-%m-%d %H:%M:%S}  {s.name}  {size}  {s.id}")
     total = sum(s.size or 0 for s in scenes)
     print(f"{len(scenes)} scene(s) from {source.name}, {total / 1e9:.1f} GB", file=sys.stderr)
+    if stats is not None:
+        print(f"searched: {stats.summary()}", file=sys.stderr)
     return 0
 
 
@@ -129,21 +133,12 @@ def run_download(args: argparse.Namespace) -> int:
     from polarscan.common.errors import PolarScanError, UsageError
     from scanner.sources import get_source
 
-    if args.retries < 0:
-        raise UsageError(f"--retries {args.retries} is negative", "give --retries 0 or more")
-    source = get_source(args.source)
-    if hasattr(source, "retries"):
-        source.retries = args.retries
-    lookup = getattr(source, "product", None)
-    if lookup is None:
-        raise UsageError(
-            f"downloading by id or name is not supported for source {source.name!r}",
-            "use --source cdse, asf or local:PATH (or run a scan)",
-        )
+    source = get_source(args.source)  # a Source (scanner.sources.base): retries, progress, …
+    source.retries = args.retries
+    source.progress = sys.stderr.isatty()
     source.check_credentials()  # before any work: a missing login says what to set
-    if hasattr(source, "progress"):
-        source.progress = sys.stderr.isatty()
-    scenes = [lookup(ident) for ident in args.products]  # unknown ids fail before downloading
+    # unknown ids (or a source that cannot look products up) fail before downloading
+    scenes = [source.product(ident) for ident in args.products]
     out = Path(args.out)
     failed = 0
     for scene in scenes:

@@ -28,6 +28,7 @@ from scanner.sources.base import (
     Skipped,
     check_page,
     check_product_name,
+    is_other_product_name,
     is_product_name,
     path_inside,
     require_start,
@@ -85,7 +86,7 @@ def read_asf_result(properties: object, geometry: dict | None) -> Scene | Skippe
     if not raw:
         return Skipped("unparseable", "?", "no sceneName", sample_of(properties))
     if not is_product_name(stem):
-        if raw.upper().startswith("S1") and "/" not in raw and ".." not in raw:
+        if is_other_product_name(raw):
             return Skipped("foreign", raw, "not a GRD product name")
         return Skipped("unparseable", raw, "not a Sentinel-1 product name", sample_of(properties))
     name = base_name(stem)
@@ -178,7 +179,7 @@ class ASFSource(CatalogueSource):
         self, start: datetime | None, end: datetime | None, published_after: datetime | None
     ) -> None:
         require_start(
-            start, published_after, "an ASF search needs a start time", "give --since DATE"
+            start, published_after, "an ASF search needs a start time", "give a start date"
         )
 
     def query(

@@ -13,6 +13,8 @@ from __future__ import annotations
 import logging
 import netrc
 import os
+import shlex
+import stat
 import threading
 import time
 import urllib.parse
@@ -59,11 +61,28 @@ def find_credentials(
             "fix the file (it must be readable only by you: chmod 600) or set the variables "
             f"{user_var} and {password_var}",
         ) from None
+    refuse_readable_netrc(path, entries)
     for machine in machines:
         auth = entries.authenticators(machine)
         if auth and auth[0] and auth[2]:
             return Credentials(auth[0], auth[2], f"{path} (machine {machine})")
     return None
+
+
+def refuse_readable_netrc(path: Path, entries: netrc.netrc) -> None:
+    """A netrc holding a password that group or others may read is refused (as ``ftp`` and
+    ``curl`` do): the fix is the exact ``chmod``. Python's own check covers only ``~/.netrc``
+    opened without a path, never a ``NETRC`` file."""
+    if os.name != "posix":
+        return
+    mode = path.stat().st_mode
+    holds_password = any(auth[2] for auth in entries.hosts.values())
+    if holds_password and mode & (stat.S_IRGRP | stat.S_IROTH):
+        raise UsageError(
+            f"{path} holds a password but can be read by other users "
+            f"(mode {stat.filemode(mode)}); refusing to use it",
+            f"run: chmod 600 {shlex.quote(str(path))}",
+        )
 
 
 def require_credentials(

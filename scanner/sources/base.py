@@ -69,6 +69,15 @@ def is_product_name(name: object) -> bool:
     return isinstance(name, str) and NAME_RE.fullmatch(name) is not None
 
 
+_OTHER_S1_RE = re.compile(r"S1[A-D]_[A-Z0-9_]+(?:\.SAFE)?(?:\.zip)?", re.IGNORECASE)
+
+
+def is_other_product_name(name: object) -> bool:
+    """A tidy Sentinel-1 name of another kind (``S1A_AUX_…``, ``S1A_OPER_…``): letters, digits
+    and ``_`` only. Such records are foreign; anything messier is unparseable."""
+    return isinstance(name, str) and _OTHER_S1_RE.fullmatch(name) is not None
+
+
 def check_product_name(name: object, what: str = "product name") -> str:
     """``name`` if :func:`is_product_name`, else a :class:`ProcessingError`: a provider that
     sends another name (``../../x.zip``, ``/etc/cron.d/x``) must never choose where we write."""
@@ -218,6 +227,10 @@ class Source(Protocol):
     #: Set once the search has read the provider, i.e. by the time its first scene is
     #: yielded, or when it ends without any.
     last_search_stats: SearchStats | None
+    #: retries per download after the first attempt (sources that copy nothing ignore it)
+    retries: int
+    #: draw a download progress bar on stderr
+    progress: bool
 
     def search(
         self,
@@ -242,6 +255,20 @@ class Source(Protocol):
         need credentials that are missing, naming the variables / ~/.netrc entry to set."""
         ...
 
+    def product(self, ident: str) -> Scene:
+        """The scene of one product id or name; a :class:`UsageError` for an unknown one, or
+        when this source cannot look products up (:func:`no_product_lookup`)."""
+        ...
+
+
+def no_product_lookup(source: Source, ident: str) -> Scene:
+    """``product`` of a source that cannot look products up by id or name."""
+    raise UsageError(
+        f"the {source.name!r} source cannot look up products by id or name (asked for {ident!r})",
+        "use the cdse, asf or local source, or run a scan",
+        key="source",
+    )
+
 
 # ---- shared by the sources' search() ------------------------------------------------------------
 
@@ -251,7 +278,7 @@ def require_start(
 ) -> None:
     """Remote catalogues refuse open-ended searches: a start or a publication time is needed."""
     if start is None and published_after is None:
-        raise UsageError(problem, fix)
+        raise UsageError(problem, fix, key="since")
 
 
 def unique_scenes(
@@ -315,10 +342,16 @@ class CatalogueSource:
     """``search`` for sources that ask a remote catalogue once per AOI search polygon (CDSE,
     ASF, DHuS): check the time window, query each polygon, keep each product once, count
     what was skipped (:attr:`last_search_stats`). Subclasses give :meth:`check_window` and
-    :meth:`query`, and may override :meth:`prefer`."""
+    :meth:`query`, and may override :meth:`prefer` and :meth:`product` (by default: not
+    supported)."""
 
     name = "catalogue"
+    retries: int = 5
+    progress: bool = False
     last_search_stats: SearchStats | None = None
+
+    def product(self, ident: str) -> Scene:
+        return no_product_lookup(self, ident)  # type: ignore[arg-type]
 
     def check_window(
         self, start: datetime | None, end: datetime | None, published_after: datetime | None
@@ -368,7 +401,23 @@ class ListingSource:
 
     name = "listing"
     closed: bool = False
+    retries: int = 0  # nothing is downloaded
+    progress: bool = False
     last_search_stats: SearchStats | None = None
+
+    def product(self, ident: str) -> Scene:
+        """The listed scene with this id or name (with or without ``.SAFE``/``.zip``)."""
+        name = Path(ident).name
+        for suffix in (".zip", ".SAFE", "_COG"):
+            name = name.removesuffix(suffix)
+        for scene in self.scenes():
+            if ident in (scene.id, scene.name) or scene.name == name:
+                return scene
+        raise UsageError(
+            f"no product {ident!r} in the {self.name!r} source",
+            "give the id or name of a product it lists (the search command lists them)",
+            key="products",
+        )
 
     def scenes(self) -> list[Scene]:
         raise NotImplementedError

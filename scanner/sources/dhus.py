@@ -29,6 +29,7 @@ from scanner.sources.base import (
     Skipped,
     check_page,
     check_product_name,
+    is_other_product_name,
     is_product_name,
     require_start,
     sample_of,
@@ -87,7 +88,7 @@ def read_dhus_entry(uuid: str, props: object, api_url: str = "") -> Scene | Skip
         return Skipped("unparseable", str(uuid), "not a record", sample_of(props))
     title = str(props.get("title") or props.get("identifier") or "")
     if not is_product_name(title):
-        if title.upper().startswith("S1") and "/" not in title and ".." not in title:
+        if is_other_product_name(title):
             return Skipped("foreign", title, "not a GRD product name")
         return Skipped("unparseable", title or str(uuid), "title is not a product name",
                        sample_of(props))  # fmt: skip
@@ -136,7 +137,8 @@ class DHuSSource(CatalogueSource):
             raise UsageError(
                 "the DHuS source needs the address of a DHuS mirror",
                 f"set {URL_VAR} (e.g. https://colhub.met.no/); the ESA hub closed in 2023 "
-                "and sentinelsat does not work with CDSE (use --source cdse)",
+                "and sentinelsat does not work with CDSE (use the cdse source)",
+                key="source",
             )
         self.sentinelsat = import_sentinelsat()
         self._api = None
@@ -156,7 +158,7 @@ class DHuSSource(CatalogueSource):
         self, start: datetime | None, end: datetime | None, published_after: datetime | None
     ) -> None:
         require_start(
-            start, published_after, "a DHuS search needs a start time", "give --since DATE"
+            start, published_after, "a DHuS search needs a start time", "give a start date"
         )
 
     def query(

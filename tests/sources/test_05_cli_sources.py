@@ -35,7 +35,9 @@ def test_search_json(srv, monkeypatch, ew_pages, capsys):
         cli.main(["search", "--bbox", "0", "70", "110", "85", *WINDOW, "--json", "--limit", "2"])
         == 0
     )
-    records = json.loads(capsys.readouterr().out)
+    doc = json.loads(capsys.readouterr().out)
+    records = doc["scenes"]
+    assert doc["stats"]["kept"] == 3  # the search found 3; --limit listed 2
     assert [r["name"][:16] for r in records] == ["S1A_EW_GRDM_1SDH"] * 2
     assert records[0]["checksum"][0] == "BLAKE3" and records[0]["footprint"].startswith("POLYGON")
     assert records[0]["attrs"]["orbitDirection"] == "DESCENDING"
