@@ -23,6 +23,7 @@ import stat
 import zipfile
 from pathlib import Path, PurePosixPath
 
+from polarscan.common.archives import GIB, MIB, ZipLimits, check_zip_sizes
 from polarscan.common.atomic import atomic_path
 from polarscan.common.errors import ProcessingError, UsageError
 
@@ -34,6 +35,13 @@ DEFAULT_BASE = "https://dataverse.no"
 CLASSES = ("pos", "neg")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 MARKER = ".complete"
+#: The dataset's zips hold ~0.5 GB of PNGs (a few MB each, already compressed: ~1:1).
+DATASET_MAX_MEMBER_BYTES = 256 * MIB
+DATASET_MAX_TOTAL_BYTES = 8 * GIB
+DATASET_MAX_RATIO = 50.0
+DATASET_ZIP_LIMITS = ZipLimits(
+    DATASET_MAX_MEMBER_BYTES, DATASET_MAX_TOTAL_BYTES, DATASET_MAX_RATIO, ratio_floor=MIB
+)
 
 
 def base_url() -> str:
@@ -105,10 +113,16 @@ def plan_members(zf: zipfile.ZipFile, source: str | Path) -> dict[str, str]:
     return plan
 
 
-def verify_zip(path: Path) -> dict[str, str]:
-    """CRC-check every member and return the extraction plan (:func:`plan_members`)."""
+def verify_zip(path: Path, limits: ZipLimits = DATASET_ZIP_LIMITS) -> dict[str, str]:
+    """Check the declared sizes (:data:`DATASET_ZIP_LIMITS`) before reading anything, then the
+    CRC of every member; return the extraction plan (:func:`plan_members`)."""
     try:
         with zipfile.ZipFile(path) as zf:
+            check_zip_sizes(
+                zf.infolist(), limits, f"zip {path}", ProcessingError,
+                "refusing to extract; delete it and download again (limits: "
+                "training.fetch.DATASET_ZIP_LIMITS)",
+            )  # fmt: skip
             bad = zf.testzip()
             if bad is not None:
                 raise ProcessingError(
@@ -152,7 +166,7 @@ def fetch_dataset(
 
     root = Path(out)
     if root.exists() and not root.is_dir():
-        raise UsageError(f"{root} exists and is not a folder", "pass a folder for --out")
+        raise UsageError(f"{root} exists and is not a folder", "give a folder", key="out")
     base = (base or base_url()).rstrip("/")
     for split in FILES:
         dest = root / split

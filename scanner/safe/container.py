@@ -1,6 +1,8 @@
 """A SAFE product as a set of files, whether a folder or a zip read in place (never extracted).
 
 Names are looked up case-insensitively (``s1a-…`` vs ``S1A-…``), relative to the ``.SAFE`` root.
+A zip's declared sizes are checked against :data:`SAFE_ZIP_LIMITS` when it is opened, before
+anything is decompressed (a zip bomb is refused, not read).
 """
 
 from __future__ import annotations
@@ -9,14 +11,24 @@ import zipfile
 import zlib
 from pathlib import Path
 
+from polarscan.common.archives import GIB, ZipLimits, check_zip_sizes
 from polarscan.common.errors import UsageError
+
+#: A real EW GRDM zip is 0.3–0.5 GB with measurement TIFFs up to ~1 GB unpacked; an IW GRDH
+#: TIFF reaches ~1.7 GB and a dual-pol IW product ~3.5 GB. TIFFs of DN barely compress; the
+#: XML does (~10–30:1). Anything far beyond is not a Sentinel-1 product.
+SAFE_MAX_MEMBER_BYTES = 4 * GIB
+SAFE_MAX_TOTAL_BYTES = 12 * GIB
+SAFE_MAX_RATIO = 100.0
+SAFE_ZIP_LIMITS = ZipLimits(SAFE_MAX_MEMBER_BYTES, SAFE_MAX_TOTAL_BYTES, SAFE_MAX_RATIO)
 
 
 class SafeContainer:
     """Read files of one product. ``rel`` paths are relative to the SAFE root, '/'-separated."""
 
-    def __init__(self, path: Path, label: str) -> None:
+    def __init__(self, path: Path, label: str, limits: ZipLimits = SAFE_ZIP_LIMITS) -> None:
         self.path = path
+        self.limits = limits
         self.label = label  # the product name, for error messages
         self._zip: zipfile.ZipFile | None = None
         self._prefix = ""
@@ -43,6 +55,15 @@ class SafeContainer:
                 f"{self.label}: {path} is not a readable zip ({err}); it may be truncated or corrupt",
                 "download the product again",
             ) from None
+        try:
+            check_zip_sizes(
+                zf.infolist(), self.limits, f"{self.label}: {path}", UsageError,
+                "delete it and download the product again (limits: "
+                "scanner.safe.container.SAFE_ZIP_LIMITS)",
+            )  # fmt: skip
+        except UsageError:
+            zf.close()
+            raise
         self._zip = zf
         manifests = sorted(
             (n for n in names if n.lower().endswith("manifest.safe") and n.count("/") <= 1),
