@@ -1,7 +1,12 @@
-"""``open_product``: one Sentinel-1 EW GRD dual-pol product (SAFE folder or zip, read in place).
+"""``open_product``: one Sentinel-1 EW or IW GRD dual-pol product (SAFE folder or zip, read
+in place; COG twins too).
 
-Validation happens at open so a bad product fails before any work is spent on it: wrong mode or
-polarisations, missing manifest/annotation/calibration/noise/measurement, corrupt zip, or a
+Supported: modes EW (five sub-swaths, 40 m GRDM / 25 m GRDH) and IW (three sub-swaths, 10 m
+GRDH / 40 m GRDM), polarisation pairs HH+HV (``1SDH``) and VV+VH (``1SDV``). Channels are used by
+role: :attr:`Product.co_pol` (HH or VV) and :attr:`Product.cross_pol` (HV or VH).
+
+Validation happens at open so a bad product fails before any work is spent on it: wrong mode
+(SM S1–S6, WV), product type (SLC, OCN) or polarisations (single-pol 1SSH/1SSV), missing manifest/annotation/calibration/noise/measurement, corrupt zip, or a
 measurement TIFF whose size disagrees with its annotation → :class:`UsageError` naming the
 product and the file.
 """
@@ -36,12 +41,16 @@ if TYPE_CHECKING:
     from rasterio.windows import Window
     from shapely.geometry import Polygon
 
-REQUIRED_POLS = ("HH", "HV")
+SUPPORTED_MODES = ("EW", "IW")
+POL_PAIRS = (("HH", "HV"), ("VV", "VH"))
+"""Supported dual-pol pairs, (co-pol, cross-pol)."""
+REQUIRED_POLS = POL_PAIRS[0]  # kept for callers of the EW-only reader; see Product.pol_pair
+_SUPPORTED = "Sentinel-1 EW or IW GRD dual-pol products (HH+HV, 1SDH, or VV+VH, 1SDV)"
 _KIND_PATTERNS = {  # fallback when the manifest does not list a file
-    "annotation": r"annotation/s1[a-d]-ew\d?-grd-{pol}-[^/]*\.xml",
-    "calibration": r"annotation/calibration/calibration-s1[a-d]-ew\d?-grd-{pol}-[^/]*\.xml",
-    "noise": r"annotation/calibration/noise-s1[a-d]-ew\d?-grd-{pol}-[^/]*\.xml",
-    "measurement": r"measurement/s1[a-d]-ew\d?-grd-{pol}-[^/]*\.tiff?",
+    "annotation": r"annotation/s1[a-d]-(?:ew|iw)\d?-grd-{pol}-[^/]*\.xml",
+    "calibration": r"annotation/calibration/calibration-s1[a-d]-(?:ew|iw)\d?-grd-{pol}-[^/]*\.xml",
+    "noise": r"annotation/calibration/noise-s1[a-d]-(?:ew|iw)\d?-grd-{pol}-[^/]*\.xml",
+    "measurement": r"measurement/s1[a-d]-(?:ew|iw)\d?-grd-{pol}-[^/]*\.tiff?",
 }
 _NAME_POLS = {
     "DH": ("HH", "HV"),
@@ -66,8 +75,22 @@ def product_name(path: Path) -> str:
 def _reject(name: str, mode: str, pols: tuple[str, ...], what: str) -> UsageError:
     return UsageError(
         f"{name}: {what} mode {mode}, polarisations {'+'.join(pols) or 'none'}; "
-        "polarscan reads only Sentinel-1 EW GRD dual-pol HH+HV products",
-        "select EW GRDM products with polarisation HH&HV (1SDH)",
+        f"polarscan reads only {_SUPPORTED}",
+        "select EW or IW GRD products with polarisations HH&HV or VV&VH",
+    )
+
+
+def pol_pair(pols: tuple[str, ...] | list[str]) -> tuple[str, str] | None:
+    """(co, cross) of a supported dual-pol set in any order, else None."""
+    got = set(p.upper() for p in pols)
+    return next((pair for pair in POL_PAIRS if set(pair) == got and len(pols) == 2), None)
+
+
+def is_supported(mode: str, product_type: str, pols: tuple[str, ...]) -> bool:
+    return (
+        mode.upper() in SUPPORTED_MODES
+        and product_type.upper() == "GRD"
+        and pol_pair(pols) is not None
     )
 
 
@@ -77,7 +100,7 @@ def check_name(name: str) -> None:
     if m is None:
         return
     mode, pols = m["mode"].upper(), _NAME_POLS.get(m["pol"].upper(), ())
-    if mode != "EW" or pols != REQUIRED_POLS or m["ptype"].upper() != "GRD":
+    if not is_supported(mode, m["ptype"], pols):
         raise _reject(
             name, mode, pols, f"{m['ptype'].upper()}{m['res'].upper()} product, name says"
         )
@@ -108,7 +131,30 @@ class Product:
 
     @property
     def polarisations(self) -> tuple[str, ...]:
+        """Sorted: ``("HH", "HV")`` or ``("VH", "VV")``; see :attr:`pol_pair` for roles."""
         return tuple(sorted(self._m.polarisations))
+
+    @property
+    def pol_pair(self) -> tuple[str, str]:
+        """(co-pol, cross-pol): ``("HH", "HV")`` or ``("VV", "VH")``."""
+        pair = pol_pair(self._m.polarisations)
+        if pair is None:  # open_product refuses these; only a hand-made Product gets here
+            raise UsageError(
+                f"{self.name}: polarisations {'+'.join(self.polarisations)} are not a supported "
+                "dual-pol pair",
+                "use a 1SDH (HH+HV) or 1SDV (VV+VH) product",
+            )
+        return pair
+
+    @property
+    def co_pol(self) -> str:
+        """``HH`` or ``VV``."""
+        return self.pol_pair[0]
+
+    @property
+    def cross_pol(self) -> str:
+        """``HV`` or ``VH``."""
+        return self.pol_pair[1]
 
     @property
     def abs_orbit(self) -> int:
@@ -183,7 +229,7 @@ class Product:
         if pol not in self.polarisations:
             raise UsageError(
                 f"{self.name}: no polarisation {pol} (has {'+'.join(self.polarisations)})",
-                "ask for HH or HV",
+                f"ask for {' or '.join(self.polarisations)}",
             )
         href = self._m.files.get(key)
         real = self._c.resolve(href) if href else None
@@ -285,7 +331,7 @@ class Product:
 
     def check_measurements(self) -> None:
         """Open every measurement TIFF once: present, readable, and of the annotated size."""
-        for pol in REQUIRED_POLS:
+        for pol in self.pol_pair:
             self._raster(pol)
 
     # --- lifetime -------------------------------------------------------------------------
@@ -306,7 +352,8 @@ class Product:
 
 
 def open_product(path: str | Path, *, require_measurement: bool = True) -> Product:
-    """Open and validate an EW GRD dual-pol (HH+HV) product: a ``.SAFE`` folder or its ``.zip``.
+    """Open and validate an EW or IW GRD dual-pol product (HH+HV or VV+VH): a ``.SAFE`` folder
+    or its ``.zip``.
 
     ``require_measurement=False`` allows metadata-only copies (like the bundled sample, which has
     no measurement TIFFs); ``read_dn`` then fails with the same clear error when called.
@@ -330,11 +377,7 @@ def open_product(path: str | Path, *, require_measurement: bool = True) -> Produ
             raise UsageError(
                 f"{name}: manifest.safe is unreadable ({err})", "download the product again"
             ) from None
-        if (
-            manifest.mode != "EW"
-            or tuple(sorted(manifest.polarisations)) != REQUIRED_POLS
-            or manifest.product_type != "GRD"
-        ):
+        if not is_supported(manifest.mode, manifest.product_type, manifest.polarisations):
             raise _reject(
                 name,
                 manifest.mode,
@@ -342,7 +385,7 @@ def open_product(path: str | Path, *, require_measurement: bool = True) -> Produ
                 f"{manifest.product_type} product, manifest says",
             )
         product = Product(path, container, manifest)
-        for pol in REQUIRED_POLS:
+        for pol in product.pol_pair:
             for kind in ("annotation", "calibration", "noise"):
                 product.file(kind, pol)
         product.annotation()

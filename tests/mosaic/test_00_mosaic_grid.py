@@ -86,7 +86,11 @@ def test_shipped_config_is_the_default(repo_root):
         ({"resolution_m": 0}, "resolution_m"),
         ({"resampling": "cubic"}, "resampling"),
         ({"block": 0}, "block"),
-        ({"rgb": {"hh_db": [0, -30]}}, "hh_db"),
+        ({"rgb": {"windows": {"IW": {"co_db": [0, -30]}}}}, "co_db"),
+        ({"rgb": {"hh_db": [0, -30]}}, "co_db"),  # the old key, read as the new one
+        ({"rgb": {"red": "vv"}}, "red"),
+        ({"rgb": {"windows": {"SM": {}}}}, "unknown key 'rgb.windows.SM'"),
+        ({"rgb": {"hh_db": [-30, 0], "windows": {}}}, "only windows"),
         ({"colour": "red"}, "unknown key 'colour'"),
     ],
 )

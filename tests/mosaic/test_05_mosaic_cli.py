@@ -22,7 +22,7 @@ def files(d: Path) -> list[str]:
 def cfg(tmp_path_factory) -> Path:
     """A fast config file (2 km pixels)."""
     p = tmp_path_factory.mktemp("cfg") / "mosaic.yaml"
-    p.write_text("resolution_m: 2000\nrgb:\n  hv_db: [-35.0, -5.0]\n")
+    p.write_text("resolution_m: 2000\nrgb:\n  windows:\n    EW:\n      cross_db: [-35.0, -5.0]\n")
     return p
 
 
@@ -35,7 +35,9 @@ def test_mosaic_one_product(tmp_path, cfg, capsys):
     assert "m.tif" in capsys.readouterr().out
     with rasterio.open(out) as ds:
         assert ds.res == (2000.0, 2000.0) and ds.crs.to_epsg() == 3413
-        assert json.loads(ds.tags()["rgb_recipe"])["hv_db"] == [-35.0, -5.0]
+        recipe = json.loads(ds.tags()["rgb_recipe"])
+        assert recipe["windows"]["EW"]["cross_db"] == [-35.0, -5.0]
+        assert recipe["windows"]["IW"]["cross_db"] == [-36.0, -6.0]  # the default
 
 
 def test_crs_and_resolution_flags_override(tmp_path, cfg):
@@ -104,7 +106,7 @@ def test_bad_inputs_exit_2_and_write_nothing(tmp_path, cfg, capsys):
     iw = (
         tmp_path
         / "src"
-        / "S1A_IW_GRDH_1SDV_20221130T014342_20221130T014446_046117_058549_AAAA.SAFE"
+        / "S1A_WV_SLC__1SSV_20221130T014342_20221130T014446_046117_058549_AAAA.SAFE"
     )
     iw.mkdir()
     bad_yaml = tmp_path / "bad.yaml"
@@ -114,11 +116,11 @@ def test_bad_inputs_exit_2_and_write_nothing(tmp_path, cfg, capsys):
     cases = [
         ([str(good), str(broken)], [], "measurement"),
         ([str(trunc)], [], "zip"),
-        ([str(iw)], [], "mode IW"),
+        ([str(iw)], [], "mode WV"),
         ([str(tmp_path / "nope.SAFE")], [], "not found"),
         ([str(good)], ["--config", str(bad_yaml)], "resolutoin_m"),
         ([str(good)], ["--crs", "EPSG:4326"], "not projected"),
-        ([str(good)], ["--resolution", "-5"], "resolution_m"),
+        ([str(good)], ["--resolution", "-5"], "resolution"),
     ]
     for products, extra, needle in cases:
         argv = ["mosaic", *products, "--out", str(out), "--config", str(cfg), *extra]

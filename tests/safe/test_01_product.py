@@ -109,8 +109,20 @@ def _edit_manifest(product: Path, old: str, new: str) -> None:
     ("name", "words"),
     [
         (
-            "S1A_IW_GRDH_1SDV_20221130T014342_20221130T014446_046117_058549_BB15.SAFE",
-            ["IW", "VV+VH"],
+            "S1A_IW_GRDH_1SSV_20221130T014342_20221130T014446_046117_058549_BB15.SAFE",
+            ["IW", "polarisations VV;"],
+        ),
+        (
+            "S1A_WV_SLC__1SSV_20221130T014342_20221130T014446_046117_058549_BB15.SAFE",
+            ["WV", "SLC"],
+        ),
+        (
+            "S1A_IW_SLC__1SDV_20221130T014342_20221130T014446_046117_058549_BB15.SAFE",
+            ["IW", "SLC", "VV+VH"],
+        ),
+        (
+            "S1A_S6_GRDH_1SDV_20221130T014342_20221130T014446_046117_058549_BB15.SAFE",
+            ["S6", "VV+VH"],
         ),
         (
             "S1B_S3_GRDH_1SDH_20221130T014342_20221130T014446_046117_058549_BB15.SAFE",
@@ -118,8 +130,8 @@ def _edit_manifest(product: Path, old: str, new: str) -> None:
         ),
         ("S1A_EW_GRDM_1SSH_20221130T014342_20221130T014446_046117_058549_BB15.SAFE", ["EW", "HH;"]),
         (
-            "S1A_EW_GRDM_1SDV_20221130T014342_20221130T014446_046117_058549_BB15.SAFE",
-            ["EW", "VV+VH"],
+            "S1A_EW_GRDM_1SSV_20221130T014342_20221130T014446_046117_058549_BB15.SAFE",
+            ["EW", "VV;"],
         ),
         ("S1A_EW_SLC__1SDH_20221130T014342_20221130T014446_046117_058549_BB15.SAFE", ["SLC"]),
     ],
@@ -132,13 +144,14 @@ def test_wrong_mode_or_polarisation_by_name(product_dir, tmp_path, name, words):
     assert name.removesuffix(".SAFE") in msg
     for w in words:
         assert w in msg
-    assert "HH+HV" in msg or "1SDH" in msg  # says what is supported
+    assert "HH+HV" in msg and "VV+VH" in msg and "EW or IW" in msg  # says what is supported
 
 
 @pytest.mark.parametrize(
     ("old", "new", "words"),
     [
-        ("<s1sarl1:mode>EW</s1sarl1:mode>", "<s1sarl1:mode>IW</s1sarl1:mode>", ["mode IW"]),
+        ("<s1sarl1:mode>EW</s1sarl1:mode>", "<s1sarl1:mode>WV</s1sarl1:mode>", ["mode WV"]),
+        ("<s1sarl1:mode>EW</s1sarl1:mode>", "<s1sarl1:mode>S3</s1sarl1:mode>", ["mode S3"]),
         (
             "<s1sarl1:transmitterReceiverPolarisation>HV</s1sarl1:transmitterReceiverPolarisation>",
             "",
@@ -148,8 +161,8 @@ def test_wrong_mode_or_polarisation_by_name(product_dir, tmp_path, name, words):
             "<s1sarl1:transmitterReceiverPolarisation>HH</s1sarl1:transmitterReceiverPolarisation>\n"
             "            <s1sarl1:transmitterReceiverPolarisation>HV</s1sarl1:transmitterReceiverPolarisation>",
             "<s1sarl1:transmitterReceiverPolarisation>VV</s1sarl1:transmitterReceiverPolarisation>\n"
-            "            <s1sarl1:transmitterReceiverPolarisation>VH</s1sarl1:transmitterReceiverPolarisation>",
-            ["polarisations VV+VH"],
+            "            <s1sarl1:transmitterReceiverPolarisation>HV</s1sarl1:transmitterReceiverPolarisation>",
+            ["polarisations VV+HV"],
         ),
     ],
 )

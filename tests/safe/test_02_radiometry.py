@@ -129,7 +129,7 @@ def _old_style_noise(xml: str) -> str:
 
 
 def test_old_noise_format_parses_like_range_part(repo_root):
-    sample = next((repo_root / "scanner/demo/sample").glob("*.SAFE"))
+    sample = next((repo_root / "scanner/demo/sample").glob("S1A_EW_*.SAFE"))
     f = next((sample / "annotation/calibration").glob("noise-*-hv-*.xml"))
     new = parse_noise(f.read_bytes())
     old_xml = _old_style_noise(f.read_text())
