@@ -6,6 +6,10 @@ import nothing heavy at module level so that ``--help`` stays instant.
 
 Exit codes: 0 success, 1 runtime failure (or some scenes failed), 2 bad usage/config/input,
 130 interrupted.
+
+Errors: library modules raise :class:`~polarscan.common.errors.PolarScanError` speaking of values
+and config keys (``key="model"``); :func:`describe_error` adds the flag of the command that sets
+that key, e.g. ``error: model file not found: m.keras — … (option --model)``.
 """
 
 from __future__ import annotations
@@ -44,6 +48,52 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: config keys / parameter names whose option is not ``--`` + the key with ``_`` as ``-``
+KEY_FLAGS: dict[str, str | tuple[str, ...]] = {
+    "area": ("--bbox", "--aoi"),
+    "saliency.methods": "--saliency",
+    "resolution_m": "--resolution",
+    "start": "--since",
+    "end": "--until",
+    "published_after": "--published-after",
+}
+
+
+def command_parser(
+    parser: argparse.ArgumentParser, argv: list[str]
+) -> argparse.ArgumentParser | None:
+    """The subcommand's parser for ``argv`` (the first word that names a command)."""
+    for action in parser._actions:  # argparse has no public way to reach its subparsers
+        if isinstance(action, argparse._SubParsersAction):
+            return next((action.choices[a] for a in argv if a in action.choices), None)
+    return None
+
+
+def flag_for(command: argparse.ArgumentParser | None, key: str | None) -> str | None:
+    """How ``command`` sets the value ``key`` names: ``option --flag``, ``argument NAME``, or
+    ``None`` when it has no such option (a config-file-only key, or another command's)."""
+    if command is None or not key:
+        return None
+    flags = KEY_FLAGS.get(key, "--" + key.replace("_", "-"))
+    known = [f for f in ((flags,) if isinstance(flags, str) else flags)
+             if f in command._option_string_actions]  # fmt: skip
+    if known:
+        return f"option {' or '.join(known)}"
+    for action in command._actions:
+        if not action.option_strings and action.dest == key:
+            return f"argument {action.metavar or action.dest.upper()}"
+    return None
+
+
+def describe_error(err: Exception, command: argparse.ArgumentParser | None = None) -> str:
+    """The one line shown after ``error: ``: the message, plus the flag that sets its key."""
+    message = str(err)
+    flag = flag_for(command, getattr(err, "key", None))
+    if flag and not any(f in message for f in flag.split()[1::2]):
+        message += f" ({flag})"
+    return message
+
+
 def _setup_logging(verbose: int, quiet: bool) -> None:
     level = logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
     logging.basicConfig(
@@ -66,10 +116,18 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from polarscan.commands._args import check_window
     from polarscan.common.errors import PolarScanError
 
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = command_parser(parser, argv)
+    try:  # the type= validators raise UsageError naming the flag; argparse's own errors exit 2
+        args = parser.parse_args(argv)
+        check_window(args)
+    except PolarScanError as err:
+        print(f"error: {describe_error(err, command)}", file=sys.stderr)
+        return err.exit_code
     _setup_logging(args.verbose, args.quiet)
     if args.verbose > 1:
         os.environ["POLARSCAN_TF_VERBOSE"] = "1"  # inherited by dask worker processes
@@ -82,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     except PolarScanError as err:
         if args.verbose:
             logging.getLogger("polarscan").exception("error")
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {describe_error(err, command)}", file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -25,6 +25,7 @@ from shapely.geometry import MultiPolygon, Polygon, box
 from shapely.geometry.base import BaseGeometry
 from shapely.geometry.polygon import orient
 
+from polarscan.common.bbox import check_bbox
 from polarscan.common.errors import UsageError
 
 ARCTIC_CRS = "EPSG:3413"
@@ -64,32 +65,7 @@ class AOI:
     @classmethod
     def from_bbox(cls, w: float, s: float, e: float, n: float) -> AOI:
         """A lon/lat box; ``w > e`` means it crosses 180° (e.g. ``170, 60, -170, 75``)."""
-        vals = {"west": w, "south": s, "east": e, "north": n}
-        for name, v in vals.items():
-            if not isinstance(v, int | float) or not math.isfinite(v):
-                raise UsageError(f"bbox {name} is not a number ({v!r})", "give W S E N in degrees")
-        for name in ("south", "north"):
-            if abs(vals[name]) > 90:
-                raise UsageError(
-                    f"bbox {name} latitude {vals[name]:g} is outside [-90, 90]",
-                    "give latitudes in degrees between -90 and 90 (order: W S E N)",
-                )
-        for name in ("west", "east"):
-            if abs(vals[name]) > 180:
-                raise UsageError(
-                    f"bbox {name} longitude {vals[name]:g} is outside [-180, 180]",
-                    "give longitudes in degrees between -180 and 180 (W > E crosses 180°)",
-                )
-        if s >= n:
-            raise UsageError(
-                f"bbox south ({s:g}) is not below north ({n:g})",
-                "give the bbox as W S E N with S < N",
-            )
-        if w == e:
-            raise UsageError(
-                f"bbox west and east are both {w:g}: the box is empty",
-                "give W S E N with W ≠ E (W > E means the box crosses 180°)",
-            )
+        check_bbox(w, s, e, n)
         if w < e:
             geom: BaseGeometry = box(w, s, e, n)
         else:  # crosses the antimeridian: two boxes meeting at ±180

@@ -181,11 +181,8 @@ def check_card(model, card: ModelCard) -> None:
     """The card must describe this model's geometry, or windows would be cut wrongly."""
     from training.model import model_geometry
 
-    try:
-        size, crop = model_geometry(model)
-    except (ValueError, AttributeError, TypeError):
-        size, crop = int(model.input_shape[1]), None
-    if size != card.input_size or (crop is not None and crop != card.crop):
+    size, crop = model_geometry(model)
+    if (size, crop) != (card.input_size, card.crop):
         raise UsageError(
             f"model card says input {card.input_size}/crop {card.crop} but the model takes "
             f"{size}/{crop}",

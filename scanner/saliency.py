@@ -55,7 +55,9 @@ def parse_methods(text: str | Sequence[str] | None) -> tuple[str, ...]:
     bad = [m for m in out if m not in METHODS]
     if bad:
         raise UsageError(
-            f"unknown saliency method(s): {', '.join(bad)}", "use --saliency gradcam,ig or none"
+            f"unknown saliency method(s): {', '.join(bad)}",
+            "set saliency.methods to gradcam, ig, both (gradcam,ig) or none",
+            key="saliency.methods",
         )
     return out
 

@@ -84,6 +84,14 @@ def read_card(model_path: str | Path, input_size: int, crop: int) -> ModelCard:
     return default_card(input_size, crop, name=Path(model_path).stem)
 
 
+def model_card(model_path: str | Path, model) -> ModelCard:
+    """The card of a loaded model: :func:`read_card` at the model's own geometry
+    (:func:`training.model.model_geometry`)."""
+    from training.model import model_geometry
+
+    return read_card(model_path, *model_geometry(model))
+
+
 def write_card(card: ModelCard, model_path: str | Path) -> Path:
     p = card_path(model_path)
     p.write_text(yaml.safe_dump(card.model_dump(mode="json"), sort_keys=False))

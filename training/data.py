@@ -45,7 +45,8 @@ def list_split(folder: str | Path, *, check: bool = True) -> list[Sample]:
     if not root.is_dir():
         raise UsageError(
             f"dataset folder not found: {root}",
-            "pass the folder holding pos/ and neg/ (run 'polarscan fetch-dataset --out DIR')",
+            "give the folder holding pos/ and neg/ (the fetch-dataset command downloads it)",
+            key="data",
         )
     samples: list[Sample] = []
     for label, name in enumerate(CLASSES):

@@ -111,17 +111,16 @@ def evaluate_folder(
 ) -> dict:
     """Score ``data/{pos,neg}`` with the model and write metrics.json, per-image scores and
     the three PNGs into ``out``. The threshold defaults to the model card's."""
-    from training.card import read_card
+    from training.card import model_card
     from training.data import list_split
     from training.io import load_model
-    from training.model import model_geometry
     from training.predict import predict_files
 
     if threshold is not None and not 0.0 < threshold < 1.0:
-        raise UsageError(f"threshold {threshold} is not in (0, 1)", "pass e.g. 0.5")
+        raise UsageError(f"threshold {threshold} is not in (0, 1)", "use e.g. 0.5", key="threshold")
     samples = list_split(data)
     model = load_model(model_path)
-    card = read_card(model_path, *model_geometry(model))
+    card = model_card(model_path, model)
     thr = card.threshold if threshold is None else threshold
     probs = predict_files(model, [s.path for s in samples], batch_size)
     labels = np.array([s.label for s in samples])

@@ -22,7 +22,7 @@ from collections.abc import Callable
 import numpy as np
 
 from polarscan.common.errors import UsageError
-from training.model import GRADCAM_LAYER
+from training.model import GRADCAM_LAYER, model_geometry
 
 log = logging.getLogger(__name__)
 
@@ -49,24 +49,13 @@ def crop_window(model) -> tuple[int, int, int]:
     Keras' ``CenterCrop`` starts at ``(input - crop) // 2``. A model without a ``center_crop``
     layer sees its whole input.
     """
-    size = _input_size(model)
-    try:
-        layer = model.get_layer("center_crop")
-    except ValueError:
-        return 0, 0, size
-    crop = int(layer.height)
+    size, crop = model_geometry(model)
     off = (size - crop) // 2
     return off, off, crop
 
 
 def _input_size(model) -> int:
-    shape = tuple(model.input_shape)
-    if len(shape) != 4 or shape[1] is None or shape[1] != shape[2]:
-        raise UsageError(
-            f"model input shape {shape} is not a fixed square image batch (N, S, S, C)",
-            "explanations need a model with a fixed square input such as build_model(800, 512)",
-        )
-    return int(shape[1])
+    return model_geometry(model)[0]
 
 
 def check_images(model, images: np.ndarray) -> np.ndarray:
@@ -139,7 +128,8 @@ def _target_layer(model, layer: str):
         raise UsageError(
             f"model {model.name!r} has no convolutional layer, so Grad-CAM has no feature map "
             "to weight",
-            "use --method ig (Integrated Gradients works for any differentiable model)",
+            "use Integrated Gradients (method ig), which works for any differentiable model",
+            key="method",
         )
     if layer not in valid:
         raise UsageError(

@@ -105,7 +105,24 @@ def build_model(
 
 
 def model_geometry(model) -> tuple[int, int]:
-    """(input_size, crop) of a model built by :func:`build_model` (or loaded into it)."""
-    size = int(model.input_shape[1])
-    crop = int(model.get_layer("center_crop").height)
-    return size, crop
+    """(input_size, crop) of a classifier: the side of its square image input, and of the
+    central crop its ``center_crop`` layer passes on (the whole input when it has none).
+
+    The one place a model's geometry is read (prediction, explanations, the scanner, model
+    cards); a :class:`~polarscan.common.errors.UsageError` for a model without a fixed square
+    (N, S, S, C) input."""
+    from polarscan.common.errors import UsageError
+
+    shape = tuple(model.input_shape)
+    if len(shape) != 4 or shape[1] is None or shape[1] != shape[2]:
+        raise UsageError(
+            f"model input shape {shape} is not a fixed square image batch (N, S, S, C)",
+            "use a model with a fixed square input such as build_model(800, 512)",
+            key="model",
+        )
+    size = int(shape[1])
+    try:
+        layer = model.get_layer("center_crop")
+    except ValueError:  # no crop: the network sees its whole input
+        return size, size
+    return size, int(layer.height)

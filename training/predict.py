@@ -65,7 +65,9 @@ def fit_to_input(image: np.ndarray, size: int) -> np.ndarray:
 
 
 def model_input_size(model) -> int:
-    return int(model.input_shape[1])
+    from training.model import model_geometry
+
+    return model_geometry(model)[0]
 
 
 def _batches(images: Iterable[np.ndarray], size: int, batch_size: int) -> Iterator[np.ndarray]:
@@ -96,7 +98,9 @@ def predict_proba(
 
     if batch_size < 1:
         raise UsageError(
-            f"batch size must be >= 1, got {batch_size}", "pass --batch-size 1 or more"
+            f"batch size must be >= 1, got {batch_size}",
+            "use a batch size of 1 or more",
+            key="batch_size",
         )
     size = model_input_size(model)
     out = [

@@ -169,13 +169,15 @@ def _prepare_out(out: Path, resume: bool, overwrite: bool) -> dict | None:
         if not (state_file.is_file() and (out / "last.keras").is_file()):
             raise UsageError(
                 f"nothing to resume in {out} (no last.keras/state.json)",
-                "drop --resume to start a new run, or pass the --out of an earlier run",
+                "start a new run instead of resuming, or give the output folder of an earlier run",
+                key="resume",
             )
         return json.loads(state_file.read_text())
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise UsageError(
             f"output directory {out} is not empty",
-            "pass --resume to continue that run, --overwrite to replace it, or another --out",
+            "resume that run, overwrite it, or choose another output folder",
+            key="out",
         )
     return None
 

@@ -13,10 +13,8 @@ from polarscan.commands._args import (
     add_json,
     add_limit,
     add_window,
-    check_limit,
     print_json,
 )
-from polarscan.common.dates import parse_date
 
 HELP = """\
 List what the scan record of OUT (OUT/record.sqlite) knows: every scene found, its status
@@ -84,16 +82,18 @@ def run(args: argparse.Namespace) -> int:
             f"no scan record at {path}",
             "check --out (a scan writes <out>/record.sqlite on its first run)",
         )
-    since = parse_date(args.since or None, "--since")
-    until = parse_date(args.until or None, "--until")
-    check_limit(args.limit)
-
+    # with --json, stdout holds the JSON only: what is said to a person goes to stderr
+    say = sys.stderr if args.json else sys.stdout
     with Record(path, create=False) as rec:
         if args.clear_lock:
             holder = rec.clear_lock()
             print(
-                f"cleared the scan lock of {holder.describe()}" if holder else "no scan lock held"
+                f"cleared the scan lock of {holder.describe()}" if holder else "no scan lock held",
+                file=say,
             )
+            if args.json:
+                print_json({"cleared": holder is not None,
+                            "holder": holder.describe() if holder else None})  # fmt: skip
             return 0
         if args.requeue_failed or args.requeue:
             rows = (
@@ -101,12 +101,14 @@ def run(args: argparse.Namespace) -> int:
                 if args.requeue_failed
                 else rec.requeue(ids=args.requeue)
             )
-            print(f"re-queued {len(rows)} scene(s); the next scan retries them")
+            print(f"re-queued {len(rows)} scene(s); the next scan retries them", file=say)
             _print(rows, args.json)
             return 0
         if args.forget:
             rows = rec.forget(args.forget)
-            print(f"forgot {len(rows)} scene(s); the next search finds them again")
+            print(f"forgot {len(rows)} scene(s); the next search finds them again", file=say)
+            if args.json:
+                print_json([r.as_dict() for r in rows], indent=1)
             return 0
         if args.runs:
             runs = rec.runs(limit=args.limit or 20)
@@ -122,8 +124,8 @@ def run(args: argparse.Namespace) -> int:
         rows = rec.scenes(
             status=args.status,
             source=args.source,
-            since=since,
-            until=until,
+            since=args.since,
+            until=args.until,
             time="updated_at" if args.time == "updated" else args.time,
             limit=args.limit,
         )

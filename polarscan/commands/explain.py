@@ -13,6 +13,8 @@ import argparse
 import logging
 from pathlib import Path
 
+from polarscan.commands._args import float_type, int_type
+
 log = logging.getLogger(__name__)
 
 METHODS = ("gradcam", "ig")
@@ -42,17 +44,20 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="Grad-CAM target layer (default: block7_relu2, as the authors)",
     )
     p.add_argument(
-        "--steps", type=int, default=None, help="IG integration steps (default 200, as the authors)"
+        "--steps",
+        type=int_type("--steps"),
+        default=None,
+        help="IG integration steps (default 200, as the authors)",
     )
     p.add_argument(
         "--baseline",
-        type=float,
+        type=float_type("--baseline", 0.0, 255.0, open_low=False, open_high=False, example="0"),
         default=0.0,
         help="IG baseline grey level 0-255 (default 0: black, as the authors)",
     )
     p.add_argument(
         "--batch-size",
-        type=int,
+        type=int_type("--batch-size"),
         default=None,
         help="images (Grad-CAM) or path points (IG) per step",
     )
@@ -69,12 +74,6 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--layer applies to --method gradcam only", "drop --layer for ig")
     if method == "gradcam" and args.steps is not None:
         raise UsageError("--steps applies to --method ig only", "drop --steps for gradcam")
-    if args.steps is not None and args.steps < 1:
-        raise UsageError(f"--steps must be >= 1, got {args.steps}", "use e.g. --steps 200")
-    if args.batch_size is not None and args.batch_size < 1:
-        raise UsageError(f"--batch-size must be >= 1, got {args.batch_size}", "use e.g. 16")
-    if not 0.0 <= args.baseline <= 255.0:
-        raise UsageError(f"--baseline must be in 0..255, got {args.baseline}", "use 0 (black)")
     stems = [p.stem for p in args.images]
     dupes = sorted({s for s in stems if stems.count(s) > 1})
     if dupes:
@@ -95,14 +94,14 @@ def run(args: argparse.Namespace) -> int:
 
     import numpy as np
 
-    from training.card import read_card
+    from training.card import model_card
     from training.explain import check_images, crop_window, gradcam, integrated_gradients
     from training.io import load_model
-    from training.model import GRADCAM_LAYER
+    from training.model import GRADCAM_LAYER, model_geometry
 
     model = load_model(args.model)
-    size = int(model.input_shape[1])
-    card = read_card(args.model, size, crop_window(model)[2])
+    size = model_geometry(model)[0]
+    card = model_card(args.model, model)
     raw = [fit_image(p, img, size, card.window_px) for p, img in zip(args.images, raw, strict=True)]
     images = check_images(model, np.stack(raw))
     probs = model.predict(images, verbose=0)[:, 1]

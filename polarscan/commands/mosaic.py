@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from polarscan.commands._args import add_command, add_json, default_config, print_json
+from polarscan.commands._args import (
+    add_command,
+    add_json,
+    default_config,
+    float_type,
+    print_json,
+)
 
 MOSAIC_HELP = """\
 Turn Sentinel-1 EW GRDM dual-pol products (SAFE folders or their .zip) into a georeferenced RGB
@@ -31,7 +37,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--config", metavar="YAML", help="mosaic config (default: configs/mosaic.yaml)")
     p.add_argument("--crs", help="target CRS, e.g. EPSG:3413 (overrides the config)")
-    p.add_argument("--resolution", type=float, metavar="M", help="pixel size in metres")
+    p.add_argument(
+        "--resolution",
+        type=float_type("--resolution", 0.0, float("inf"), example="500"),
+        metavar="M",
+        help="pixel size in metres",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.set_defaults(func=run)
 

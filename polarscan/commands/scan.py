@@ -13,7 +13,9 @@ from polarscan.commands._args import (
     add_source,
     add_window,
     default_config,
+    int_type,
     print_json,
+    probability_type,
 )
 
 HELP = """\
@@ -38,15 +40,21 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(default: last; a first run looks back one day; demo/local: everything)",
         "sensing date upper bound (default: now)",
         since_metavar="last|DATE",
+        since_last=True,
     )
     add_source(p)  # no default here: the config's source applies
     p.add_argument("--model", metavar="PATH", help="model file (.keras or the authors' .h5)")
     p.add_argument("--out", metavar="DIR", help=f"output folder (default: {DEFAULT_OUT})")
-    p.add_argument("--threshold", type=float, metavar="P", help="detection probability")
+    p.add_argument(
+        "--threshold", type=probability_type("--threshold"), metavar="P",
+        help="detection probability, in (0, 1)",
+    )  # fmt: skip
     p.add_argument(
         "--saliency", metavar="LIST", help="comma list of gradcam,ig or 'none' (default: gradcam)"
     )
-    p.add_argument("--workers", type=int, metavar="N", help="LocalCluster worker processes")
+    p.add_argument(
+        "--workers", type=int_type("--workers"), metavar="N", help="LocalCluster worker processes"
+    )
     p.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="use an existing dask cluster")
     p.add_argument(
         "--sequential",

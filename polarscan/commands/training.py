@@ -6,10 +6,9 @@ Heavy imports (Keras, TensorFlow) happen inside ``run`` functions so ``--help`` 
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
-from polarscan.commands._args import add_json
+from polarscan.commands._args import add_json, int_type, print_json, probability_type
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,8 +23,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("model", type=Path, help="model file (.keras, or the authors' legacy .h5)")
     p.add_argument("images", type=Path, nargs="+", metavar="IMAGE", help="8-bit RGB images")
     add_json(p, "print a JSON list instead of lines")
-    p.add_argument("--batch-size", type=int, default=16, help="images per forward pass")
-    p.add_argument("--threshold", type=float, default=None, help="override the card threshold")
+    p.add_argument(
+        "--batch-size", type=int_type("--batch-size"), default=16, help="images per forward pass"
+    )
+    p.add_argument(
+        "--threshold", type=probability_type(), default=None, help="override the card threshold"
+    )
     p.set_defaults(func=run_predict)
 
     t = sub.add_parser(
@@ -37,7 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--config", type=Path, default=None, help="YAML TrainConfig")
     t.add_argument("--data", type=Path, default=None, help="dataset root holding train/{pos,neg}")
     t.add_argument("--out", type=Path, default=None, help="output directory")
-    t.add_argument("--epochs", type=int, default=None, help="maximum epochs")
+    t.add_argument("--epochs", type=int_type("--epochs"), default=None, help="maximum epochs")
     t.add_argument("--resume", action="store_true", help="continue from OUT/last.keras")
     t.add_argument("--overwrite", action="store_true", help="allow a non-empty output dir")
     t.set_defaults(func=run_train)
@@ -51,8 +54,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("model", type=Path, help="model file (.keras or legacy .h5)")
     e.add_argument("--data", type=Path, required=True, help="folder holding pos/ and neg/")
     e.add_argument("--out", type=Path, required=True, help="output directory")
-    e.add_argument("--batch-size", type=int, default=16)
-    e.add_argument("--threshold", type=float, default=None, help="override the card threshold")
+    e.add_argument("--batch-size", type=int_type("--batch-size"), default=16)
+    e.add_argument(
+        "--threshold", type=probability_type(), default=None, help="override the card threshold"
+    )
     e.set_defaults(func=run_evaluate)
 
     f = sub.add_parser(
@@ -68,17 +73,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    from training.card import read_card
+    from training.card import model_card
     from training.io import load_model
-    from training.model import model_geometry
     from training.predict import predict_files
 
-    if args.threshold is not None and not 0.0 < args.threshold < 1.0:
-        from polarscan.common.errors import UsageError
-
-        raise UsageError(f"--threshold {args.threshold} is not in (0, 1)", "pass e.g. 0.5")
     model = load_model(args.model)
-    card = read_card(args.model, *model_geometry(model))
+    card = model_card(args.model, model)
     threshold = card.threshold if args.threshold is None else args.threshold
     probs = predict_files(model, args.images, args.batch_size)
     rows = [
@@ -91,7 +91,7 @@ def run_predict(args: argparse.Namespace) -> int:
         for p, q in zip(args.images, probs, strict=True)
     ]
     if args.json:
-        print(json.dumps(rows, indent=1))
+        print_json(rows, indent=1)
     else:
         for r in rows:
             label = "polar-low" if r["positive"] else "no-polar-low"

@@ -50,7 +50,7 @@ def load_config(cls: type[M], path: str | Path | None, overrides: dict | None = 
         p = Path(path)
         if not p.is_file():
             raise UsageError(
-                f"config file not found: {p}", "pass an existing YAML file with --config"
+                f"config file not found: {p}", "give an existing YAML file", key="config"
             )
         try:
             loaded = yaml.safe_load(p.read_text()) or {}

@@ -100,4 +100,8 @@ class DemoSource(ListingSource):
         for path in demo_products():
             if path.name.startswith(scene.name):
                 return path
-        raise UsageError(f"{scene.name} is not a demo scene", "use --source demo scenes only")
+        raise UsageError(
+            f"{scene.name} is not a demo scene",
+            "download only scenes the demo source lists",
+            key="source",
+        )

@@ -93,9 +93,9 @@ def write_datatake(
     """
     dest = Path(dest)
     if not 0 < scale <= 1:
-        raise UsageError(f"scale must be in (0, 1], got {scale}", "pass e.g. --scale 0.0625")
+        raise UsageError(f"scale must be in (0, 1], got {scale}", "use e.g. 0.0625", key="scale")
     if slices < 1:
-        raise UsageError(f"slices must be >= 1, got {slices}", "pass --slices 1 or more")
+        raise UsageError(f"slices must be >= 1, got {slices}", "use 1 or more", key="slices")
     if vortex is not None and not isinstance(vortex, Vortex):
         vortex = Vortex(*map(float, vortex))
     with open_product(sample, require_measurement=False) as src:

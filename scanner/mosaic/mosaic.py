@@ -137,7 +137,8 @@ def build_mosaic(
             listing = "; ".join(describe_group(g) for g in groups)
             raise UsageError(
                 f"the products form {len(groups)} strips, which never mix in one mosaic: {listing}",
-                "mosaic each datatake separately (or give the mosaic command a directory as --out)",
+                "mosaic each datatake separately, or write into a directory (one mosaic per strip)",
+                key="out",
             )
         return mosaic_strip(groups[0], Path(out_path), config, progress)
     finally:

@@ -53,13 +53,16 @@ def mosaic_products(
             raise UsageError(
                 f"the products form {len(groups)} strips (different datatakes or a gap), which "
                 f"never mix in one mosaic: {listing}",
-                "pass a directory as --out (one mosaic per strip) or mosaic them separately",
+                "write into a directory (one mosaic per strip) or mosaic them separately",
+                key="out",
             )
         else:
             targets = [out]
         for t in targets:
             if t.exists() and not overwrite:
-                raise UsageError(f"{t} already exists", "pass --overwrite to replace it")
+                raise UsageError(
+                    f"{t} already exists", "allow overwriting to replace it", key="overwrite"
+                )
         new_dirs = _missing_dirs({t.parent for t in targets})
         results: list[MosaicResult] = []
         try:

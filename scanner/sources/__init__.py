@@ -38,7 +38,7 @@ def get_source(spec: str) -> Source:
         from scanner.sources.local import LocalSource
 
         if not arg:
-            raise UsageError("'local' needs a folder", "write --source local:PATH")
+            raise UsageError("'local' needs a folder", "write the source as local:PATH", key="source")
         return LocalSource(arg)
     if kind == "demo" and not arg:
         from scanner.demo.source import DemoSource
