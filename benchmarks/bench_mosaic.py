@@ -11,6 +11,10 @@ and the best of ``--repeat`` is kept (a shared machine is noisy); CPU seconds (a
 reported too, since a loaded machine inflates wall times but not CPU work.
 
     .venv/bin/python benchmarks/bench_mosaic.py [--scale 1.0] [--repeat 3] [--resolution 500]
+    .venv/bin/python benchmarks/bench_mosaic.py --mode IW --repeat 1 --compress deflate
+
+``--mode IW`` writes the IW GRDH 1SDV sample instead (2 x 26102 x 16705 UInt16 at 10 m,
+block-averaged 50 x 50 to 500 m); ``--compress`` limits the run to one TIFF form.
 """
 
 from __future__ import annotations
@@ -112,6 +116,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scale", type=float, default=1.0, help="grid scale (1.0 = full size)")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--resolution", type=float, default=500.0)
+    ap.add_argument("--mode", choices=("EW", "IW"), default="EW", help="which real sample")
+    ap.add_argument(
+        "--compress", choices=("none", "deflate", "both"), default="both", help="TIFF forms"
+    )
     ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
@@ -126,14 +134,21 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(out))
         return 0
 
-    from scanner.demo.synthetic_product import write_product
+    from scanner.demo.synthetic_product import SAMPLE, SAMPLE_IW, write_product
+
+    sample = SAMPLE_IW if args.mode == "IW" else SAMPLE
+    forms = {"none": (None,), "deflate": ("deflate",), "both": (None, "deflate")}[args.compress]
 
     reads_modes = ("default", "fast", "fast2")
     with tempfile.TemporaryDirectory(prefix="bench-mosaic-") as tmp:
         rows = []
-        for compress in (None, "deflate"):
+        for compress in forms:
             label = compress or "uncompressed"
-            product = write_product(Path(tmp) / label, scale=args.scale, compress=compress)
+            t_write = time.perf_counter()
+            product = write_product(
+                Path(tmp) / label, scale=args.scale, compress=compress, sample=sample
+            )
+            print(f"wrote {label} {args.mode} product in {time.perf_counter() - t_write:.0f} s")
             size = sum(f.stat().st_size for f in (product / "measurement").glob("*.tiff"))
             reads: dict[str, list[dict]] = {m: [] for m in reads_modes}
             mosaics: dict[int, list[dict]] = {1: [], 2: []}
@@ -148,7 +163,8 @@ def main(argv: list[str] | None = None) -> int:
             best_r = {m: min(v, key=lambda d: d["wall_s"]) for m, v in reads.items()}
             best_m = {t: min(v, key=lambda d: d["wall_s"]) for t, v in mosaics.items()}
             rows.append((label, size, best_r, best_m))
-        print(f"scene: 2 x {_shape(args.scale)} UInt16, mosaic at {args.resolution:g} m, ", end="")
+        print(f"{args.mode} scene: 2 x {_shape(args.scale, args.mode)} UInt16, ", end="")
+        print(f"mosaic at {args.resolution:g} m, ", end="")
         print(f"best of {args.repeat}")
         print(
             f"{'tiffs':<13} {'MB':>5} | {'read s: default':>15} {'fast':>5} {'fast2':>5} | "
@@ -184,8 +200,9 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _shape(scale: float) -> str:
-    return f"{round(10708 * scale)} x {round(10487 * scale)}"
+def _shape(scale: float, mode: str = "EW") -> str:
+    lines, samples = (16705, 26102) if mode == "IW" else (10708, 10487)
+    return f"{round(lines * scale)} x {round(samples * scale)}"
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ input when it is larger, as the authors fed their 1536 model; the 192-px variant
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import yaml
 from pydantic import model_validator
@@ -23,6 +24,9 @@ class ModelCard(StrictModel):
     window_px: int = 800  # mosaic pixels per window (resized to input_size when different)
     pixel_spacing_m: float = 500.0  # mosaic pixel spacing the model expects
     rgb: RGBRecipe = RGBRecipe()
+    # acquisition modes the model accepts (mosaics carry theirs: MosaicResult.mode); the
+    # authors' test set holds an IW scene too (domain brief §5), so both by default
+    modes: tuple[Literal["EW", "IW"], ...] = ("EW", "IW")
     threshold: float = 0.5  # positive-class probability for a detection
     trained_on: str = "unknown"
     note: str = ""
@@ -33,7 +37,13 @@ class ModelCard(StrictModel):
             raise ValueError("crop must be in 1..input_size")
         if not 0.0 < self.threshold < 1.0:
             raise ValueError("threshold must be in (0, 1)")
+        if not self.modes:
+            raise ValueError("modes must name at least one of EW, IW")
         return self
+
+    def accepts(self, mode: str) -> bool:
+        """Whether mosaics of acquisition ``mode`` (EW | IW) may be fed to this model."""
+        return mode.upper() in self.modes
 
     @property
     def crop_px(self) -> float:

@@ -1,4 +1,4 @@
-"""Synthetic Sentinel-1 EW GRD products: the real sample's metadata, measurement TIFFs made up.
+"""Synthetic Sentinel-1 EW and IW GRD products: a real sample's metadata, measurement TIFFs made up.
 
 Why: nothing in tests or the demo may download, yet the reader, the radiometry and the mosaic
 must run on products that look exactly like ESA's. The generator keeps the real annotation,
@@ -12,6 +12,12 @@ error of the noise model (what leaves the familiar HV seams after denoising). si
 :func:`training.synthetic.backscatter_db` (the same caricature the training images use) drawn on
 a coarse ~1 km grid over the whole datatake — so slices join seamlessly — and interpolated per
 strip. Memory stays at a few strips; the full 10487 × 10708 dual-pol scene takes seconds.
+
+Two real samples are bundled: :data:`SAMPLE` (EW GRDM 1SDH, HH+HV, Kara Sea) and
+:data:`SAMPLE_IW` (IW GRDH 1SDV, Adriatic, 26102 × 16705 px at 10 m), whose metadata exists for
+VV only: its VH annotation, calibration and noise are DERIVED by copying VV's with the
+polarisation changed (:func:`read_sample`), so the synthetic VH shares VV's LUTs. Channels are
+drawn by role: the co-pol (HH or VV) gets the caricature's HH field, the cross-pol its HV field.
 """
 
 from __future__ import annotations
@@ -37,7 +43,6 @@ from scanner.demo.synthetic_xml import (
     shift_times,
     shifted_grid,
 )
-from scanner.safe.product import open_product
 from scanner.safe.xmlparse import parse_annotation, parse_calibration, parse_noise
 
 log = logging.getLogger(__name__)
@@ -47,11 +52,16 @@ SAMPLE = (
     / "sample"
     / "S1A_EW_GRDM_1SDH_20221130T014342_20221130T014446_046117_058549_BB15.SAFE"
 )
-LOOKS = 10.7  # equivalent number of looks of EW GRDM (ESA product specification)
+SAMPLE_IW = (
+    Path(__file__).resolve().parent
+    / "sample"
+    / "S1B_IW_GRDH_1SDV_20211223T051122_20211223T051147_030148_039993_5371.SAFE"
+)
+LOOKS = {"EW": 10.7, "IW": 4.4}  # equivalent number of looks, GRDM / GRDH (ESA product spec)
 COARSE_M = 1000.0  # resolution of the sigma0 field before interpolation
 STRIP_ROWS = 256
 NODATA_EDGE = 0.004  # fraction of range samples left as DN 0 at near and far range
-POLS = ("HH", "HV")
+KINDS = ("annotation", "calibration", "noise")
 
 
 @dataclass(frozen=True)
@@ -98,33 +108,22 @@ def write_datatake(
         raise UsageError(f"slices must be >= 1, got {slices}", "use 1 or more", key="slices")
     if vortex is not None and not isinstance(vortex, Vortex):
         vortex = Vortex(*map(float, vortex))
-    with open_product(sample, require_measurement=False) as src:
-        texts = {
-            (k, p): src.read_file(src.file(k, p))
-            for k in ("annotation", "calibration", "noise")
-            for p in POLS
-        }
-        names = {
-            (k, p): src.file(k, p) for k in ("annotation", "calibration", "noise") for p in POLS
-        }
-        for p in POLS:  # the sample has no TIFFs: same stem as the annotation, as ESA names them
-            stem = names[("annotation", p)].rsplit("/", 1)[-1].rsplit(".", 1)[0]
-            names[("measurement", p)] = f"measurement/{stem}.tiff"
-        manifest = src.read_file("manifest.safe").decode()
-        src_name, start, stop = src.name, src.start, src.stop
-        lines0, samples0 = src.shape
+    src = read_sample(sample)
+    texts, names, manifest, pols = src.texts, src.names, src.manifest, src.pols
+    src_name, start, stop = src.name, src.start, src.stop
+    lines0, samples0 = src.shape
     r = Rescale(lines0, samples0, max(8, round(lines0 * scale)), max(8, round(samples0 * scale)))
     # rescale once; slices differ only in tie-point positions and timestamps
-    trees = {p: scale_annotation(texts[("annotation", p)], r) for p in POLS}
+    trees = {p: scale_annotation(texts[("annotation", p)], r) for p in pols}
     luts = {
         p: (
             rewrite_calibration(texts[("calibration", p)], r),
             rewrite_noise(texts[("noise", p)], r),
         )
-        for p in POLS
+        for p in pols
     }
-    ann0 = parse_annotation(annotation_bytes(trees["HH"]))
-    field = _Field(ann0, r, slices, vortex, land, seed)
+    ann0 = parse_annotation(annotation_bytes(trees[pols[0]]))
+    field = _Field(ann0, r, slices, vortex, land, seed, pols, LOOKS.get(src.mode, LOOKS["EW"]))
     duration = stop - start
     out: list[Path] = []
     for k in range(slices):
@@ -137,7 +136,7 @@ def write_datatake(
         lat, lon = shifted_grid(ann0.grid.lat, ann0.grid.lon, ann0.grid.line, k, r.lines_new)
         files: dict[str, bytes] = {}
         rename = (old_stem.lower().replace("_", "-"), _stem(t0, t1).lower().replace("_", "-"))
-        for pol in POLS:
+        for pol in pols:
             ann = annotation_bytes(trees[pol], lat, lon)
             cal, noi = luts[pol]
             for kind, data in (("annotation", ann), ("calibration", cal), ("noise", noi)):
@@ -152,7 +151,7 @@ def write_datatake(
             for rel, data in files.items():
                 (safe / rel).parent.mkdir(parents=True, exist_ok=True)
                 (safe / rel).write_bytes(data)
-            for i, pol in enumerate(POLS):
+            for i, pol in enumerate(pols):
                 rel = names[("measurement", pol)].replace(*rename)
                 (safe / rel).parent.mkdir(parents=True, exist_ok=True)
                 field.write_tiff(
@@ -189,14 +188,90 @@ def true_sigma0(
     arguments, at pixel ``rows × cols`` of slice ``slice_index`` (for round-trip tests)."""
     if vortex is not None and not isinstance(vortex, Vortex):
         vortex = Vortex(*map(float, vortex))
-    with open_product(sample, require_measurement=False) as src:
-        data = src.read_file(src.file("annotation", "HH"))
-        lines0, samples0 = src.shape
+    src = read_sample(sample)
+    data = src.texts[("annotation", src.pols[0])]
+    lines0, samples0 = src.shape
     r = Rescale(lines0, samples0, max(8, round(lines0 * scale)), max(8, round(samples0 * scale)))
     ann0 = parse_annotation(annotation_bytes(scale_annotation(data, r)))
-    field = _Field(ann0, r, slices, vortex, land, seed)
+    field = _Field(ann0, r, slices, vortex, land, seed, src.pols)
+    pol = {"HH": src.pols[0], "VV": src.pols[0], "HV": src.pols[1], "VH": src.pols[1]}[pol.upper()]
     rows = np.asarray(rows, dtype=np.float64) + slice_index * r.lines_new
-    return field.sigma0(pol.upper(), rows, np.asarray(cols, dtype=np.float64))
+    return field.sigma0(pol, rows, np.asarray(cols, dtype=np.float64))
+
+
+@dataclass(frozen=True)
+class Sample:
+    """A real sample's metadata files, with any derived cross-pol twin (see :func:`read_sample`)."""
+
+    name: str
+    mode: str
+    pols: tuple[str, str]  # (co, cross)
+    start: datetime
+    stop: datetime
+    shape: tuple[int, int]
+    manifest: str
+    texts: dict[tuple[str, str], bytes]  # (kind, pol) → file bytes
+    names: dict[tuple[str, str], str]  # (kind, pol) → path relative to the SAFE root
+    derived: tuple[str, ...]  # polarisations whose XML was copied from the other one
+
+
+def read_sample(sample: str | Path) -> Sample:
+    """The sample's annotation, calibration and noise XML per polarisation, by the manifest.
+
+    A polarisation the manifest lists but whose files are absent (the IW sample has VV only) is
+    DERIVED from the other one of the pair: the same bytes with ``<polarisation>`` changed, under
+    the manifest's file names. Its LUTs are therefore the other polarisation's, which a real
+    product would not have; the geometry is the same for both in any case.
+    """
+    from scanner.safe.container import SafeContainer
+    from scanner.safe.manifest import parse_manifest
+    from scanner.safe.product import pol_pair, product_name
+
+    path = Path(sample)
+    name = product_name(path)
+    c = SafeContainer(path, name)
+    try:
+        m = parse_manifest(c.read("manifest.safe"))
+        pair = pol_pair(m.polarisations)
+        if pair is None:
+            raise UsageError(
+                f"{name}: sample polarisations {'+'.join(m.polarisations)} are not a dual-pol pair",
+                "use a 1SDH or 1SDV sample",
+            )
+        present = {p: all(c.resolve(m.files.get((k, p), "")) for k in KINDS) for p in pair}
+        if not any(present.values()):
+            raise UsageError(f"{name}: no annotation found in the sample", "pass a SAFE sample")
+        have = next(p for p in pair if present[p])
+        texts: dict[tuple[str, str], bytes] = {}
+        names: dict[tuple[str, str], str] = {}
+        for p in pair:
+            for k in KINDS:
+                names[(k, p)] = SafeContainer.norm(m.files[(k, p)])
+                if present[p]:
+                    texts[(k, p)] = c.read(m.files[(k, p)])
+                else:  # derived: the other polarisation's file, relabelled
+                    text = c.read(m.files[(k, have)]).decode()
+                    texts[(k, p)] = text.replace(
+                        f"<polarisation>{have}</polarisation>", f"<polarisation>{p}</polarisation>"
+                    ).encode()
+            # the sample has no TIFFs: same stem as the annotation, as ESA names them
+            stem = names[("annotation", p)].rsplit("/", 1)[-1].rsplit(".", 1)[0]
+            names[("measurement", p)] = f"measurement/{stem}.tiff"
+        ann = parse_annotation(texts[("annotation", pair[0])])
+        return Sample(
+            name=name,
+            mode=m.mode,
+            pols=pair,
+            start=m.start,
+            stop=m.stop,
+            shape=(ann.lines, ann.samples),
+            manifest=c.read("manifest.safe").decode(),
+            texts=texts,
+            names=names,
+            derived=tuple(p for p in pair if not present[p]),
+        )
+    finally:
+        c.close()
 
 
 def write_product(dest: str | Path, **kwargs) -> Path:
@@ -236,7 +311,17 @@ def _zip_folder(folder: Path, target: Path) -> None:
 class _Field:
     """The smooth sigma0 field (dB) of the whole datatake on a coarse grid, and its rendering."""
 
-    def __init__(self, ann, r: Rescale, slices: int, vortex: Vortex | None, land: bool, seed: int):
+    def __init__(
+        self,
+        ann,
+        r: Rescale,
+        slices: int,
+        vortex: Vortex | None,
+        land: bool,
+        seed: int,
+        pols: tuple[str, str] = ("HH", "HV"),
+        looks: float = LOOKS["EW"],
+    ):
         from training.synthetic import Vortex as PxVortex
         from training.synthetic import backscatter_db
 
@@ -256,7 +341,8 @@ class _Field:
         hh, hv = backscatter_db(
             (n_l, n_p), COARSE_M, rng, vortex=px_vortex, land=land, swath_steps=False
         )
-        self.db = {"HH": hh, "HV": hv}
+        self.db = {pols[0]: hh, pols[1]: hv}  # by role: co-pol, cross-pol
+        self.looks = looks
         # noise-model error per (pol, sub-swath): own stream, so adding a vortex changes nothing else
         self.eps = np.random.default_rng([seed, 5]).uniform(-0.06, 0.06, size=(2, 5))
 
@@ -319,9 +405,9 @@ class _Field:
                 if noise.azimuth:
                     n *= azimuth_noise(noise.azimuth, rows, cols).astype(np.float32)
                 power = self.sigma0(pol, rows + k * self.lines, cols) * np.square(a) + n * eps
-                power *= rng.standard_gamma(LOOKS, size=power.shape, dtype=np.float32) / np.float32(
-                    LOOKS
-                )
+                power *= rng.standard_gamma(
+                    self.looks, size=power.shape, dtype=np.float32
+                ) / np.float32(self.looks)
                 dn = np.clip(np.rint(np.sqrt(power)), 1, 65535).astype(np.uint16)
                 if edge:
                     dn[:, :edge] = 0
