@@ -3,7 +3,7 @@
 1. The pipeline's streaming scorer (``scanner.infer.score_windows``: windowed COG reads, batches,
    a prefetch thread) vs a bare ``model.predict`` on the same windows already in memory.
 2. Windows/s scoring several mosaics: sequential (in-process) vs a dask LocalCluster with 1 and
-   with 2 worker processes, through the same runner the scan uses (``scanner.orchestrate_dask``),
+   with 2 worker processes, through the same runner the scan uses (``scanner.scan.runner``),
    model loading included once per worker (as in a real run).
 
     .venv/bin/python benchmarks/bench_scan.py [--mosaics 4] [--height 640] [--width 256]
@@ -33,7 +33,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 def _model_path(tmp: Path) -> Path:
-    from scanner.scan_config import DEMO_MODEL
+    from scanner.scan.config import DEMO_MODEL
 
     if DEMO_MODEL.is_file():
         return DEMO_MODEL
@@ -73,14 +73,13 @@ def _mosaic(path: Path, height: int, width: int, seed: int) -> Path:
 
 def score_one(mosaic_path: str, ctx: tuple[str, int]) -> int:
     """A stage function for the runner: score every window of one mosaic; returns the count."""
-    from scanner import pipeline
-    from scanner.infer import open_valid_mask_reader, read_mosaic_info, score_windows
+    from scanner.infer import cached_model, open_valid_mask_reader, read_mosaic_info, score_windows
     from scanner.tiling import filter_windows, window_grid
     from training.card import read_card
     from training.model import model_geometry
 
     model_path, batch = ctx
-    model = pipeline.cached_model(model_path)
+    model = cached_model(model_path)
     card = read_card(model_path, *model_geometry(model))
     info = read_mosaic_info(mosaic_path)
     windows = filter_windows(
@@ -93,7 +92,7 @@ def score_one(mosaic_path: str, ctx: tuple[str, int]) -> int:
 def _runner_rate(
     mosaics: list[Path], model_path: Path, batch: int, spec, repeats: int = 2
 ) -> tuple[float, int]:
-    from scanner.orchestrate_dask import Runner, Stage
+    from scanner.scan.runner import Runner, Stage
 
     counts: list[int] = []
     with Runner(spec) as runner:
@@ -133,9 +132,10 @@ def full_scene(tmp: Path, saliency: str) -> None:
 
     from polarscan.common.config import parse_config
     from scanner.demo.synthetic_product import write_datatake
-    from scanner.orchestrate import group_scenes
-    from scanner.pipeline import RunContext, run_sequentially
-    from scanner.scan_config import ScanConfig, fit_to_card
+    from scanner.infer import cached_model
+    from scanner.scan.config import ScanConfig, fit_to_card
+    from scanner.scan.run import plan_jobs
+    from scanner.scan.stages import RunContext, run_stages
     from scanner.sources.local import LocalSource
     from training.card import ModelCard, write_card
     from training.model import build_model
@@ -149,20 +149,18 @@ def full_scene(tmp: Path, saliency: str) -> None:
     card = ModelCard(input_size=800, crop=512, window_px=800, pixel_spacing_m=500.0)
     write_card(card, model_path)
     config = fit_to_card(parse_config(ScanConfig, {"saliency": saliency}), card)
-    [job] = group_scenes(LocalSource(tmp / "full").scenes())
+    [job] = plan_jobs(LocalSource(tmp / "full").scenes(), 5.0)
     ctx = RunContext(
         "bench", str(tmp / "out"), f"local:{tmp / 'full'}", str(model_path), config, card
     )
-    from scanner import pipeline
-
-    pipeline.cached_model(str(model_path))  # loaded once per worker in a real run: not counted
+    cached_model(str(model_path))  # loaded once per worker in a real run: not counted
     t0 = time.perf_counter()
-    res = run_sequentially(job, ctx)
+    res = run_stages(job, ctx)
     total = time.perf_counter() - t0
     shares = ", ".join(f"{k} {v:.1f} s ({v / total:.0%})" for k, v in res.timings.items())
     print(
         f"full-size scene end to end: {total:.1f} s = {3600 / total:.0f} scenes/hour/worker; "
-        f"{len(res.windows)} windows; {shares}"
+        f"{len(res.result.windows)} windows; {shares}"
     )
 
 
@@ -220,7 +218,7 @@ def _scan(argv: list[str]) -> tuple[int, dict | None, float]:
 def end_to_end(tmp: Path, n: int, scale: float) -> int:
     """Scenes/hour of the real ``scan`` command on ``n`` products, three modes side by side."""
     from polarscan.common.tfquiet import import_tensorflow_quietly
-    from scanner.scan_config import DEMO_MODEL
+    from scanner.scan.config import DEMO_MODEL
 
     if not DEMO_MODEL.is_file():
         print(f"the demo weights {DEMO_MODEL} are missing", file=sys.stderr)
@@ -302,14 +300,14 @@ def main() -> None:
 
     import numpy as np
 
-    from scanner import pipeline
     from scanner.infer import (
+        cached_model,
         iter_window_batches,
         open_valid_mask_reader,
         read_mosaic_info,
         score_windows,
     )
-    from scanner.orchestrate_dask import ClusterSpec
+    from scanner.scan.runner import ClusterSpec
     from scanner.tiling import filter_windows, window_grid
     from training.card import read_card
     from training.model import model_geometry
@@ -320,7 +318,7 @@ def main() -> None:
         mosaics = [
             _mosaic(tmp / f"m{i}.tif", args.height, args.width, i) for i in range(args.mosaics)
         ]
-        model = pipeline.cached_model(str(model_path))
+        model = cached_model(str(model_path))
         card = read_card(model_path, *model_geometry(model))
         info = read_mosaic_info(mosaics[0])
         windows = filter_windows(

@@ -12,6 +12,7 @@ the GPU by itself when the backend sees one (TensorFlow: any visible CUDA device
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -30,7 +31,7 @@ Progress = Callable[[int], None]  # called with the number of windows just finis
 
 
 @dataclass(frozen=True)
-class MosaicInfo:
+class RGBCogInfo:
     """What the scanner needs to know about an RGB mosaic COG."""
 
     path: Path
@@ -68,12 +69,12 @@ def _check_rgb(src, p: Path) -> None:
         )
 
 
-def read_mosaic_info(path: str | Path) -> MosaicInfo:
+def read_mosaic_info(path: str | Path) -> RGBCogInfo:
     """Open and validate a mosaic: 3 bands of uint8. Raises :class:`UsageError` otherwise."""
     p = Path(path)
     with _open(p) as src:
         _check_rgb(src, p)
-        return MosaicInfo(p, src.height, src.width, src.transform, src.crs)
+        return RGBCogInfo(p, src.height, src.width, src.transform, src.crs)
 
 
 def read_valid_mask(path: str | Path) -> np.ndarray:
@@ -272,3 +273,42 @@ def score_windows(
             f"scoring windows of {mosaic_path} failed: {err}", "check the mosaic file and model"
         ) from err
     return probs
+
+
+# --- the model, once per process -----------------------------------------------------------
+
+_MODELS: dict[tuple[str, float], object] = {}
+_MODEL_LOCK = threading.Lock()
+
+
+def cached_model(model_path: str | Path):
+    """The model at ``model_path``, loaded once per process (keyed by path and mtime): a dask
+    worker loads it on its first task and reuses it for every later mosaic."""
+    key = (str(Path(model_path).resolve()), Path(model_path).stat().st_mtime)
+    with _MODEL_LOCK:
+        if key not in _MODELS:
+            from polarscan.common.tfquiet import import_tensorflow_quietly
+            from training.io import load_model
+
+            # The client and every LocalCluster worker load the model: on a shared GPU each
+            # TensorFlow would otherwise reserve nearly all its memory at first use.
+            os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
+            import_tensorflow_quietly()
+            _configure_threads()
+            log.info("loading model %s", model_path)
+            _MODELS.clear()  # one model per process: a new mtime replaces the old one
+            _MODELS[key] = load_model(model_path)
+        return _MODELS[key]
+
+
+def _configure_threads() -> None:
+    """Honour TF_NUM_INTRAOP_THREADS set by the runner for its worker processes."""
+    n = os.environ.get("TF_NUM_INTRAOP_THREADS")
+    if not n:
+        return
+    try:
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(int(n))
+    except (ImportError, RuntimeError, ValueError):  # already initialised or another backend
+        pass

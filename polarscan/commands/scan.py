@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from polarscan.commands._args import (
     DEFAULT_OUT,
@@ -83,18 +84,53 @@ def _overrides(args: argparse.Namespace) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     from polarscan.common.config import load_config
-    from scanner.orchestrate import ScanRequest, format_summary, scan
-    from scanner.scan_config import ScanConfig
+    from scanner.scan import ScanConfig, ScanRequest, scan
 
     config_path = args.config if args.config is not None else default_config("scan.yaml")
     config = load_config(ScanConfig, config_path, _overrides(args))
-    request = ScanRequest.from_args(
-        bbox=args.bbox, aoi=args.aoi, since=args.since, until=args.until
+    request = ScanRequest(
+        bbox=tuple(args.bbox) if args.bbox is not None else None,
+        aoi_file=args.aoi,
+        since=args.since,
+        until=args.until,
     )
     progress = not (args.json or args.no_progress or args.quiet) and sys.stderr.isatty()
     summary = scan(request, config, progress=progress)
     if args.json:
-        print_json(summary, indent=2, default=str)
+        print_json(summary.to_dict(), indent=2, default=str)
     else:
-        print(format_summary(summary))
-    return 1 if summary["counts"]["failed"] else 0
+        print(format_summary(summary.to_dict()))
+    return 1 if summary.counts.failed else 0
+
+
+def format_summary(s: dict) -> str:
+    """The one-screen summary printed by ``scan``, from :meth:`ScanSummary.to_dict` (the same
+    structure ``--json`` prints)."""
+    c = s["counts"]
+    lines = [
+        f"scan {s['run_id']}  source {s['source']}  model {Path(s['model']).name} "
+        f"(threshold {s['threshold']:.2f})",
+        f"scenes: {c['found']} found, {c['new']} new, {c['processed']} processed, "
+        f"{c['failed']} failed, {c['skipped']} skipped",
+        f"mosaics: {c['mosaics']}  windows scored: {c['windows']}  detections: {c['detections']}",
+    ]
+    if s.get("skipped_by_source"):
+        why = ", ".join(f"{n} {reason}" for reason, n in sorted(s["skipped_by_source"].items()))
+        lines.append(f"left out by the source: {why}")
+    for d in s["top_detections"]:
+        lines.append(
+            f"  p={d['probability']:.3f}  {d['lat']:.2f}°N {d['lon']:.2f}°E  {d['mosaic']}"
+        )
+    for f in s["failures"]:
+        lines.append(f"  FAILED {f['mosaic']}: {f['error']}")
+    o = s["outputs"]
+    files = "  ".join(p for p in (o["gpkg"], o["stac"]) if Path(p).exists()) or "none yet"
+    lines.append(f"outputs: {files}  ({len(o['mosaics'])} mosaic folder(s) this run)")
+    cl = s.get("cluster") or {}
+    if cl.get("mode"):
+        extra = f", dashboard {cl['dashboard']}" if cl.get("dashboard") else ""
+        lines.append(f"ran: {cl['mode']} with {cl.get('workers', 0)} worker(s){extra}")
+    if s.get("timings"):
+        lines.append("stage seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in s["timings"].items()))
+    lines.append(f"time: {s['seconds']:.1f} s")
+    return "\n".join(lines)

@@ -65,7 +65,7 @@ KINDS = ("annotation", "calibration", "noise")
 
 
 @dataclass(frozen=True)
-class Vortex:
+class GeoVortex:
     """A polar low at a geographic position."""
 
     lat: float
@@ -86,7 +86,7 @@ def write_datatake(
     *,
     slices: int = 1,
     scale: float = 1.0,
-    vortex: Vortex | tuple[float, float, float] | None = None,
+    vortex: GeoVortex | tuple[float, float, float] | None = None,
     land: bool = False,
     seed: int = 0,
     sample: str | Path = SAMPLE,
@@ -106,8 +106,8 @@ def write_datatake(
         raise UsageError(f"scale must be in (0, 1], got {scale}", "use e.g. 0.0625", key="scale")
     if slices < 1:
         raise UsageError(f"slices must be >= 1, got {slices}", "use 1 or more", key="slices")
-    if vortex is not None and not isinstance(vortex, Vortex):
-        vortex = Vortex(*map(float, vortex))
+    if vortex is not None and not isinstance(vortex, GeoVortex):
+        vortex = GeoVortex(*map(float, vortex))
     src = read_sample(sample)
     texts, names, manifest, pols = src.texts, src.names, src.manifest, src.pols
     src_name, start, stop = src.name, src.start, src.stop
@@ -179,15 +179,15 @@ def true_sigma0(
     slice_index: int = 0,
     scale: float = 1.0,
     slices: int = 1,
-    vortex: Vortex | tuple[float, float, float] | None = None,
+    vortex: GeoVortex | tuple[float, float, float] | None = None,
     land: bool = False,
     seed: int = 0,
     sample: str | Path = SAMPLE,
 ) -> np.ndarray:
     """The speckle- and noise-free linear sigma0 that :func:`write_datatake` drew with the same
     arguments, at pixel ``rows × cols`` of slice ``slice_index`` (for round-trip tests)."""
-    if vortex is not None and not isinstance(vortex, Vortex):
-        vortex = Vortex(*map(float, vortex))
+    if vortex is not None and not isinstance(vortex, GeoVortex):
+        vortex = GeoVortex(*map(float, vortex))
     src = read_sample(sample)
     data = src.texts[("annotation", src.pols[0])]
     lines0, samples0 = src.shape
@@ -316,7 +316,7 @@ class _Field:
         ann,
         r: Rescale,
         slices: int,
-        vortex: Vortex | None,
+        vortex: GeoVortex | None,
         land: bool,
         seed: int,
         pols: tuple[str, str] = ("HH", "HV"),
@@ -415,7 +415,7 @@ class _Field:
                 dst.write(dn, 1, window=Window(0, r0, self.samples, len(rows)))
 
 
-def _locate(grid, lines: int, slices: int, vortex: Vortex) -> tuple[float, float]:
+def _locate(grid, lines: int, slices: int, vortex: GeoVortex) -> tuple[float, float]:
     """(global line, pixel) of a lat/lon over the datatake, via the tie points in EPSG:3413."""
     from pyproj import Transformer
     from scipy.interpolate import LinearNDInterpolator

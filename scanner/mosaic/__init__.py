@@ -5,7 +5,17 @@ Public API: :func:`build_mosaic`, :func:`group_products`, :class:`MosaicResult`,
 """
 
 from scanner.mosaic.config import MosaicConfig
-from scanner.mosaic.mosaic import MosaicResult, build_mosaic, group_products
+from scanner.mosaic.mosaic import build_mosaic, group_id, group_products
+from scanner.mosaic.result import MosaicResult, Provenance, SceneRecord
 from scanner.mosaic.stats import channel_means
 
-__all__ = ["MosaicConfig", "MosaicResult", "build_mosaic", "channel_means", "group_products"]
+__all__ = [
+    "MosaicConfig",
+    "MosaicResult",
+    "Provenance",
+    "SceneRecord",
+    "build_mosaic",
+    "channel_means",
+    "group_id",
+    "group_products",
+]

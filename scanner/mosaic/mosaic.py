@@ -14,17 +14,20 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
 from polarscan.common.errors import UsageError
 from scanner.mosaic.config import MosaicConfig
+from scanner.mosaic.result import MosaicResult, mosaic_id
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 class _Slice(Protocol):
@@ -36,38 +39,95 @@ class _Slice(Protocol):
     stop: datetime
 
 
-@dataclass(frozen=True)
-class MosaicResult:
-    """What was written: the COG path and its grid, and which products went in."""
-
-    path: Path
-    transform: Any  # affine.Affine
-    crs: str
-    shape: tuple[int, int]  # (height, width)
-    products: tuple[str, ...]  # product names, in time order
-    start: datetime
-    stop: datetime
-    footprint: Any  # shapely polygon (lon/lat) of the union of the slices
-    timings: dict[str, float] = field(default_factory=dict, compare=False)  # seconds per stage
-
-
 def datatake_key(p: _Slice) -> tuple[str, int, str]:
     return (p.mission.upper(), int(p.abs_orbit), p.datatake_id.upper())
 
 
-def group_products(products: Iterable[_Slice], max_gap_s: float = 5.0) -> list[list[_Slice]]:
-    """Split products into strips: same mission, absolute orbit and datatake id, and contiguous
-    in time (next start ≤ previous stop + ``max_gap_s``). Sorted by time, groups by first start.
+_NAME_PAIRS = {"DH": ("HH", "HV"), "DV": ("VV", "VH")}
+
+
+def acquisition(p: Any) -> tuple[str, tuple[str, ...]] | None:
+    """(mode, (co-pol, cross-pol)) of an opened product (``mode``, ``pol_pair``) or of a
+    catalogue scene (from its parsed name); None when unknown (never refused for it)."""
+    pair = getattr(p, "pol_pair", None)
+    mode = getattr(p, "mode", None)
+    if isinstance(mode, str) and pair is not None:
+        return mode.upper(), tuple(pair)
+    parsed = getattr(p, "parsed", None)
+    if isinstance(parsed, dict) and parsed.get("mode"):
+        pol = str(parsed.get("pol", "")).upper()
+        return str(parsed["mode"]).upper(), _NAME_PAIRS.get(pol, (pol,))
+    return None
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A slice left out of its strip by :func:`group_products`, and why (problem and fix)."""
+
+    item: Any
+    error: UsageError
+
+
+def _odd_slices(members: list, refused: list[Refusal] | None) -> list:
+    """Members whose mode or polarisation pair differ from the strip's majority (ties: the
+    earliest slice's) are refused — logged, and appended to ``refused`` — the rest returned."""
+    acq = [acquisition(p) for p in members]
+    known = [a for a in acq if a is not None]
+    if len(set(known)) <= 1:
+        return members
+    counts: dict[Any, int] = {}
+    for a in known:
+        counts[a] = counts.get(a, 0) + 1
+    best = max(counts.values())
+    majority = next(a for a in known if counts[a] == best)  # members are in time order
+    kept = []
+    for p, a in zip(members, acq, strict=True):
+        if a is None or a == majority:
+            kept.append(p)
+            continue
+        err = UsageError(
+            f"{p.name}: mode {a[0]}, polarisations {'+'.join(a[1])} differ from the other "
+            f"slices of its datatake (mode {majority[0]}, polarisations "
+            f"{'+'.join(majority[1])}); a mosaic never mixes modes or polarisation pairs, so "
+            "this slice is refused and the others are mosaicked",
+            "check the product (a datatake has one mode and one polarisation pair) or "
+            "mosaic it on its own",
+        )
+        log.warning("%s", err)
+        if refused is not None:
+            refused.append(Refusal(p, err))
+    return kept
+
+
+def group_products(
+    products: Iterable[T],
+    max_gap_s: float = 5.0,
+    key: Callable[[T], tuple[str, int, str] | None] | None = None,
+    refused: list[Refusal] | None = None,
+) -> list[list[T]]:
+    """Split products (or catalogue scenes) into strips: same mission, absolute orbit and
+    datatake id (``key``, by default :func:`datatake_key`), contiguous in time (next start ≤
+    previous stop + ``max_gap_s``). Sorted by time, groups by first start. An item whose key is
+    None stands alone. This is the one grouping of the project: the mosaic command and the scan
+    both use it.
+
+    A strip never mixes acquisition modes (EW, IW) or polarisation pairs (HH+HV, VV+VH): a
+    slice that disagrees with the rest of its datatake (:func:`acquisition`) is left out with a
+    warning naming it, and appended as a :class:`Refusal` to ``refused`` when a list is given;
+    the other slices are grouped as usual.
 
     Raises :class:`UsageError` if one slice is given twice (same datatake and start time, e.g. a
     product and its ``_COG`` twin).
     """
-    by_key: dict[tuple[str, int, str], list[_Slice]] = {}
-    for p in products:
-        by_key.setdefault(datatake_key(p), []).append(p)
-    groups: list[list[_Slice]] = []
+    key_of = key or datatake_key
+    by_key: dict[Any, list[T]] = {}
+    for i, p in enumerate(products):
+        k = key_of(p)
+        by_key.setdefault(k if k is not None else ("", -1, f"#{i}"), []).append(p)
+    groups: list[list[T]] = []
     for members in by_key.values():
         members.sort(key=lambda p: p.start)
+        members = _odd_slices(members, refused)
         for a, b in itertools.pairwise(members):
             if abs((b.start - a.start).total_seconds()) < 1.0:
                 raise UsageError(
@@ -95,10 +155,15 @@ def describe_group(group: Sequence[_Slice]) -> str:
     )
 
 
+def group_id(group: Sequence[Any], key: Callable[[Any], Any] | None = None) -> str:
+    """The mosaic id of a strip (:func:`scanner.mosaic.result.mosaic_id`)."""
+    k = (key or datatake_key)(group[0])
+    return mosaic_id(k, group[0].start, group[-1].stop, group[0].name)
+
+
 def mosaic_name(group: Sequence[_Slice]) -> str:
     """A file name for a strip: ``S1A_046117_058549_20221130T014342_20221130T014446_rgb.tif``."""
-    m, orbit, dt = datatake_key(group[0])
-    return f"{m}_{orbit:06d}_{dt}_{group[0].start:%Y%m%dT%H%M%S}_{group[-1].stop:%Y%m%dT%H%M%S}_rgb.tif"
+    return f"{group_id(group)}_rgb.tif"
 
 
 def block_size(config: MosaicConfig, pixel_spacing_m: float) -> int:
@@ -123,16 +188,19 @@ def build_mosaic(
     config: MosaicConfig | None = None,
     *,
     progress: Callable[[str], None] | None = None,
+    refused: list[Refusal] | None = None,
 ) -> MosaicResult:
     """Mosaic the products at ``paths`` (SAFE folders or zips) of ONE strip into an RGB COG.
 
     Every product is opened and validated before anything is computed; the COG is written to
-    a temporary name and renamed, so an error leaves nothing at ``out_path``.
+    a temporary name and renamed, so an error leaves nothing at ``out_path``. A slice whose
+    mode or polarisation pair differs from the others is left out (:func:`group_products`;
+    appended to ``refused`` if given, its product closed) and the rest mosaicked.
     """
     config = config or MosaicConfig()
     products = open_products(paths)
     try:
-        groups = group_products(products, config.max_gap_s)
+        groups = group_products(products, config.max_gap_s, refused=refused)
         if len(groups) > 1:
             listing = "; ".join(describe_group(g) for g in groups)
             raise UsageError(
@@ -174,6 +242,7 @@ def mosaic_strip(
     from scanner.mosaic.geocode import footprint_lonlat, make_geocoder
     from scanner.mosaic.grid import snap_grid, union_bounds
 
+    mode, pols = _strip_acquisition(group)
     timings = {"geocode": 0.0, "radiometry": 0.0, "resample": 0.0, "write": 0.0}
     t0 = time.perf_counter()
     geocoders = []
@@ -193,8 +262,8 @@ def mosaic_strip(
         "%s: %d slice(s) → %d x %d px grid", describe_group(group), len(group), *grid.shape[::-1]
     )
     timings["geocode"] += time.perf_counter() - t0
-    hh = np.full(grid.shape, np.nan, dtype=np.float32)
-    hv = np.full(grid.shape, np.nan, dtype=np.float32)
+    co = np.full(grid.shape, np.nan, dtype=np.float32)  # HH or VV dB
+    cross = np.full(grid.shape, np.nan, dtype=np.float32)  # HV or VH dB
     blocks_used = []
     for p, gc in zip(group, geocoders, strict=True):
         if progress:
@@ -202,16 +271,16 @@ def mosaic_strip(
         block = block_size(config, max(p.pixel_spacing_m, p.line_spacing_m))
         blocks_used.append(block)
         rows, cols = grid.window_of(gc.bounds())
-        hh_p, hv_p = _sample_product(p, gc, grid, rows, cols, block, config, timings)
-        valid = np.isfinite(hh_p) & np.isfinite(hv_p)
-        dest_hh, dest_hv = hh[rows, cols], hv[rows, cols]
+        co_p, cross_p = _sample_product(p, gc, grid, rows, cols, block, config, timings)
+        valid = np.isfinite(co_p) & np.isfinite(cross_p)
+        dest_co, dest_cross = co[rows, cols], cross[rows, cols]
         if config.nodata_fill == "first":
-            valid &= ~(np.isfinite(dest_hh) & np.isfinite(dest_hv))
-        dest_hh[valid] = hh_p[valid]
-        dest_hv[valid] = hv_p[valid]
+            valid &= ~(np.isfinite(dest_co) & np.isfinite(dest_cross))
+        dest_co[valid] = co_p[valid]
+        dest_cross[valid] = cross_p[valid]
     t0 = time.perf_counter()
-    rgb = db_to_rgb(hh, hv, config.rgb)
-    del hh, hv
+    rgb = db_to_rgb(co, cross, config.rgb, mode)
+    del co, cross
     m, orbit, dt = datatake_key(group[0])
     tags = {
         "products": ",".join(p.name for p in group),
@@ -220,6 +289,8 @@ def mosaic_strip(
         "mission": m,
         "abs_orbit": str(orbit),
         "datatake_id": dt,
+        "mode": mode,
+        "polarisations": "+".join(pols),  # co-pol first: HH+HV or VV+VH
         "crs": config.crs,
         "resolution_m": f"{config.resolution_m:g}",
         "resampling": config.resampling,
@@ -228,6 +299,7 @@ def mosaic_strip(
         "software": software_version(),
     }
     r = config.rgb
+    role_pol = {"co": pols[0], "cross": pols[1]}
     write_cog(
         out_path,
         np.moveaxis(rgb, -1, 0),
@@ -235,7 +307,7 @@ def mosaic_strip(
         crs=config.crs,
         nodata=0,
         tags=tags,
-        band_names=[f"{r.red.upper()} dB", f"{r.green.upper()} dB", f"{r.blue.upper()} dB"],
+        band_names=[f"{role_pol[c]} dB" for c in (r.red, r.green, r.blue)],
         colorinterp=["red", "green", "blue"],
     )
     # Adjacent slices meet edge to edge; a hair of buffer closes float gaps between outlines.
@@ -247,6 +319,7 @@ def mosaic_strip(
     timings["write"] += time.perf_counter() - t0
     log.debug("mosaic timings: %s", timings)
     return MosaicResult(
+        mosaic_id=group_id(group),
         path=out_path,
         transform=grid.transform,
         crs=config.crs,
@@ -255,11 +328,26 @@ def mosaic_strip(
         start=group[0].start,
         stop=group[-1].stop,
         footprint=footprint,
+        mode=mode,
+        polarisations=pols,
         timings={k: round(v, 3) for k, v in timings.items()},
     )
 
 
-AUTO_THREADS = 2  # HH and HV: the only independent work of one product
+def _strip_acquisition(group: Sequence) -> tuple[str, tuple[str, str]]:
+    """The one (mode, (co, cross)) of a strip's products; refuses a mixed strip."""
+    acq = {(p.mode.upper(), tuple(p.pol_pair)) for p in group}
+    if len(acq) > 1:
+        listing = "; ".join(f"{p.name}: {p.mode} {'+'.join(p.pol_pair)}" for p in group)
+        raise UsageError(
+            f"a mosaic never mixes modes or polarisation pairs, but these slices do: {listing}",
+            "group the products with group_products first (it leaves the odd slice out)",
+        )
+    mode, pair = acq.pop()
+    return mode, (pair[0], pair[1])
+
+
+AUTO_THREADS = 2  # co- and cross-pol: the only independent work of one product
 
 
 def usable_threads(requested: int | None) -> int:
@@ -283,7 +371,8 @@ def usable_threads(requested: int | None) -> int:
 
 
 def _sample_product(p, gc, grid, rows, cols, block, config, timings):
-    """HH and HV dB of one product on the window (rows, cols) of ``grid`` (NaN outside).
+    """Co-pol and cross-pol dB (HH and HV, or VV and VH) of one product on the window (rows,
+    cols) of ``grid`` (NaN outside).
 
     With ``config.threads`` > 1 (and as many CPUs), HH and HV radiometry run in two threads
     while this one solves the inverse map: numpy and GDAL release the GIL, so the stages
@@ -307,7 +396,7 @@ def _sample_product(p, gc, grid, rows, cols, block, config, timings):
         timings["resample"] += time.perf_counter() - t1
         return sampler
 
-    pols = ("HH", "HV")
+    pols = p.pol_pair  # (co, cross)
     if usable_threads(config.threads) > 1:
         t0 = time.perf_counter()
         with ThreadPoolExecutor(len(pols), thread_name_prefix="radiometry") as pool:
@@ -325,6 +414,6 @@ def _sample_product(p, gc, grid, rows, cols, block, config, timings):
         dbs = [radiometry(pol) for pol in pols]
         timings["radiometry"] += time.perf_counter() - t0
     t0 = time.perf_counter()
-    hh, hv = (sampler.sample(db) for db in dbs)
+    co, cross = (sampler.sample(db) for db in dbs)
     timings["resample"] += time.perf_counter() - t0
-    return hh, hv
+    return co, cross

@@ -18,6 +18,7 @@ from polarscan.common.errors import UsageError
 from scanner.mosaic.config import MosaicConfig
 from scanner.mosaic.mosaic import (
     MosaicResult,
+    Refusal,
     describe_group,
     group_products,
     mosaic_name,
@@ -39,13 +40,18 @@ def mosaic_products(
     config: MosaicConfig | None = None,
     *,
     overwrite: bool = False,
+    refused: list[Refusal] | None = None,
 ) -> list[MosaicResult]:
-    """Mosaic every strip among ``paths`` into ``out`` (file or directory); all or nothing."""
+    """Mosaic every strip among ``paths`` into ``out`` (file or directory); all or nothing.
+
+    A slice whose mode or polarisation pair differs from the rest of its datatake is left out
+    with a warning (appended to ``refused`` if given); see :func:`group_products`.
+    """
     config = config or MosaicConfig()
     out = Path(out)
     products = open_products(paths)
     try:
-        groups = group_products(products, config.max_gap_s)
+        groups = group_products(products, config.max_gap_s, refused=refused)
         if is_directory_target(out):
             targets = [out / mosaic_name(g) for g in groups]
         elif len(groups) > 1:

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from polarscan.common.atomic import atomic_path
 from polarscan.common.errors import UsageError
+from scanner.mosaic.result import MosaicResult, Provenance
 
 SAR_EXT = "https://stac-extensions.github.io/sar/v1.0.0/schema.json"
 PROJ_EXT = "https://stac-extensions.github.io/projection/v2.0.0/schema.json"
@@ -32,23 +31,6 @@ ASSET_KINDS: dict[str, tuple[str, list[str]]] = {
 }
 
 
-@dataclass
-class MosaicItem:
-    """What the STAC item of one mosaic says."""
-
-    mosaic_id: str
-    footprint: Any  # shapely geometry in lon/lat (EPSG:4326)
-    start: datetime
-    stop: datetime
-    scene_names: Sequence[str]
-    model_id: str
-    max_probability: float
-    assets: Mapping[str, str | Path]  # key → file path (absolute or relative to cwd)
-    epsg: int | None = 3413
-    polarizations: Sequence[str] = ("HH", "HV")
-    properties: Mapping[str, Any] = field(default_factory=dict)
-
-
 def _platforms(names: Sequence[str]) -> list[str]:
     out = []
     for n in names:
@@ -57,45 +39,55 @@ def _platforms(names: Sequence[str]) -> list[str]:
     return sorted(set(out))
 
 
-def build_item(m: MosaicItem, item_dir: Path):
-    """A :class:`pystac.Item` for ``m``; asset hrefs relative to ``item_dir``."""
+def _epsg(crs: Any) -> int | None:
+    from pyproj import CRS
+
+    return CRS.from_user_input(crs).to_epsg() if crs else None
+
+
+def build_item(m: MosaicResult, prov: Provenance, item_dir: Path):
+    """A :class:`pystac.Item` for the mosaic ``m`` (its ``rasters`` are the assets); asset
+    hrefs relative to ``item_dir``."""
     import pystac
     from shapely.geometry import mapping
 
     if m.footprint is None or m.footprint.is_empty:
         raise UsageError(f"mosaic {m.mosaic_id} has no footprint", "pass its lon/lat footprint")
-    platforms = _platforms(m.scene_names)
+    names = [s.name for s in m.scenes] or list(m.products)
+    platforms = _platforms(names)
     props: dict[str, Any] = {
         "constellation": "sentinel-1",
         "instruments": ["c-sar"],
         "sar:instrument_mode": "EW",
         "sar:frequency_band": "C",
-        "sar:polarizations": list(m.polarizations),
+        "sar:polarizations": ["HH", "HV"],
         "sar:product_type": "GRD",
-        "polarscan:model_id": m.model_id,
-        "polarscan:max_probability": float(m.max_probability),
-        "polarscan:scenes": list(m.scene_names),
+        "polarscan:model_id": prov.model_id,
+        "polarscan:max_probability": m.max_probability,
+        "polarscan:scenes": names,
+        "polarscan:run_id": prov.run_id,
+        "polarscan:threshold": prov.threshold,
     }
     if len(platforms) == 1:
         props["platform"] = platforms[0]
     elif platforms:
         props["platform"] = ",".join(platforms)
     extensions = [SAR_EXT]
-    if m.epsg:
-        props["proj:code"] = f"EPSG:{int(m.epsg)}"
+    epsg = _epsg(m.crs)
+    if epsg:
+        props["proj:code"] = f"EPSG:{epsg}"
         extensions.append(PROJ_EXT)
-    props.update(m.properties)
     item = pystac.Item(
         id=m.mosaic_id,
         geometry=mapping(m.footprint),
         bbox=list(m.footprint.bounds),
         datetime=None,
-        start_datetime=m.start,
-        end_datetime=m.stop,
+        start_datetime=m.sensing_start,
+        end_datetime=m.sensing_stop,
         properties=props,
         stac_extensions=extensions,
     )
-    for key, p in m.assets.items():
+    for key, p in m.rasters.items():
         p = Path(p)
         if not p.exists():
             raise UsageError(f"asset '{key}' of {m.mosaic_id} not found: {p}", "write it first")
@@ -106,8 +98,9 @@ def build_item(m: MosaicItem, item_dir: Path):
     return item
 
 
-def write_stac(out_dir: str | Path, items: Sequence[MosaicItem]) -> Path:
-    """Add or replace ``items`` in ``<out_dir>/stac/catalog.json``; return the catalog path."""
+def write_stac(out_dir: str | Path, mosaics: Sequence[MosaicResult], prov: Provenance) -> Path:
+    """Add or replace the items of ``mosaics`` in ``<out_dir>/stac/catalog.json``; return the
+    catalog path."""
     import pystac
 
     root = Path(out_dir) / "stac"
@@ -122,12 +115,12 @@ def write_stac(out_dir: str | Path, items: Sequence[MosaicItem]) -> Path:
                 description="Polar-low scan results: mosaics, probabilities, saliency, detections",
                 title="polarscan outputs",
             )
-        for m in items:
+        for m in mosaics:
             if next(catalog.get_items(m.mosaic_id), None) is not None:
                 catalog.remove_item(m.mosaic_id)
                 shutil.rmtree(tmp / m.mosaic_id, ignore_errors=True)
             # the item will live at <root>/<id>/<id>.json: hrefs relative to that folder
-            catalog.add_item(build_item(m, root / m.mosaic_id))
+            catalog.add_item(build_item(m, prov, root / m.mosaic_id))
         catalog.normalize_hrefs(str(tmp) + os.sep)  # a folder (its ".tmp" looks like a file)
         catalog.save(catalog_type=pystac.CatalogType.SELF_CONTAINED)
     return root / "catalog.json"

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from scanner.record.claims import Holder, RunLock, pid_alive
 from scanner.record.db import RECORD_NAME, record_path
+from scanner.record.status import RunStatus, SceneStatus
 from scanner.record.store import (
     DEFAULT_MAX_ATTEMPTS,
     STATUSES,
@@ -35,7 +36,9 @@ __all__ = [
     "Holder",
     "Record",
     "RunLock",
+    "RunStatus",
     "SceneRow",
+    "SceneStatus",
     "UpsertStats",
     "new_run_id",
     "pid_alive",

@@ -24,13 +24,13 @@ from typing import TYPE_CHECKING
 
 from polarscan.common.errors import UsageError
 from scanner.record.db import from_iso, iso, now_utc
+from scanner.record.status import FINAL
 
 if TYPE_CHECKING:
     from scanner.record.store import Record
 
 log = logging.getLogger(__name__)
 
-FINAL = ("processed", "skipped")  # a scene in one of these is never claimed again
 HOST = socket.gethostname()
 RUN_LOCK = "scan"
 
@@ -200,13 +200,16 @@ class RunLock:
             )
 
     def refresh(self) -> None:
-        """Push the expiry ``ttl`` seconds ahead (call from long runs now and then)."""
-        now = now_utc()
+        """Push the expiry of the lock and of the run's claims ``ttl`` seconds ahead: the scan
+        calls it as each mosaic finishes, so a backfill longer than ``ttl`` keeps what it holds
+        while a crashed run's hold still expires."""
+        expires = iso(now_utc() + timedelta(seconds=self.ttl))
         with self.record.write() as conn:
             conn.execute(
                 "UPDATE locks SET expires_at = ? WHERE name = ? AND run_id = ?",
-                (iso(now + timedelta(seconds=self.ttl)), self.name, self.run_id),
+                (expires, self.name, self.run_id),
             )
+            conn.execute("UPDATE claims SET expires_at = ? WHERE run_id = ?", (expires, self.run_id))
 
     def release(self) -> None:
         with self.record.write() as conn:

@@ -34,13 +34,14 @@ from scanner.record.db import (
     write_tx,
 )
 from scanner.record.rows import SceneRow, scene_params
+from scanner.record.status import PENDING, RunStatus, SceneStatus
 
 if TYPE_CHECKING:
     from scanner.sources.base import Scene
 
 log = logging.getLogger(__name__)
 
-STATUSES = ("found", "downloaded", "processed", "failed", "skipped")
+STATUSES = tuple(s.value for s in SceneStatus)
 DEFAULT_MAX_ATTEMPTS = 3
 _CHUNK = 500  # ids per IN (...) query, below SQLite's variable limit
 
@@ -174,10 +175,9 @@ class Record:
             raise UsageError(f"unknown time column {time!r}", "use start, published or updated_at")
         where, params = [], []
         if status is not None:
-            wanted = [status] if isinstance(status, str) else list(status)
-            _check_statuses(wanted)
+            wanted = _check_statuses([status] if isinstance(status, str) else list(status))
             where.append(f"status IN ({','.join('?' * len(wanted))})")
-            params += wanted
+            params += [w.value for w in wanted]
         if source is not None:
             where.append("source = ?")
             params.append(source)
@@ -202,11 +202,8 @@ class Record:
     ) -> list[SceneRow]:
         """What a run should work on, oldest sensing first: found or downloaded scenes, and
         failed ones with attempts left. Claim them before working on them."""
-        sql = (
-            "SELECT * FROM scenes WHERE (status IN ('found', 'downloaded') "
-            "OR (status = 'failed' AND attempts < ?))"
-        )
-        params: list[Any] = [max_attempts]
+        sql = "SELECT * FROM scenes WHERE (status IN (?, ?) OR (status = ? AND attempts < ?))"
+        params: list[Any] = [*PENDING, SceneStatus.FAILED, max_attempts]
         if source is not None:
             sql += " AND source = ?"
             params.append(source)
@@ -215,7 +212,7 @@ class Record:
     def mark(
         self,
         scene_id: str,
-        status: str,
+        status: SceneStatus | str,
         *,
         error: str | None = None,
         reason: str | None = None,
@@ -227,21 +224,21 @@ class Record:
         """Move a scene to ``status``. ``failed`` counts an attempt and keeps ``error``;
         ``skipped`` needs a ``reason``; ``processed`` stores ``outputs`` (JSON). A final or
         failed status releases the scene's claim."""
-        _check_statuses([status])
-        if status == "failed" and not error:
+        status = _check_statuses([status])[0]
+        if status == SceneStatus.FAILED and not error:
             raise ValueError("mark(..., 'failed') needs the error text")
-        if status == "skipped" and not reason:
+        if status == SceneStatus.SKIPPED and not reason:
             raise ValueError("mark(..., 'skipped') needs a reason")
         now = iso(now_utc())
         sets = ["status = ?", "updated_at = ?", "run_id = COALESCE(?, run_id)"]
-        params: list[Any] = [status, now, run_id]
-        if status == "failed":
+        params: list[Any] = [status.value, now, run_id]
+        if status == SceneStatus.FAILED:
             sets += ["attempts = attempts + 1", "last_error = ?"]
             params.append(error[:4000])
-        if status == "processed":
+        if status == SceneStatus.PROCESSED:
             sets += ["outputs = ?", "reason = NULL"]
             params.append(json.dumps(outputs or {}, sort_keys=True, default=str))
-        if status == "skipped" or reason is not None:
+        if status == SceneStatus.SKIPPED or reason is not None:
             sets.append("reason = ?")
             params.append(reason)
         if local_path is not None:
@@ -260,7 +257,7 @@ class Record:
                     "search for it first" if n == 0 else "pass its source too",
                 )
             conn.execute(f"UPDATE scenes SET {', '.join(sets)} WHERE {where}", params + wparams)
-            if status != "downloaded":
+            if status != SceneStatus.DOWNLOADED:
                 conn.execute("DELETE FROM claims WHERE scene_id = ?", (scene_id,))
             row = conn.execute("SELECT * FROM scenes WHERE " + where, wparams).fetchone()
         return SceneRow.from_row(row)
@@ -275,18 +272,17 @@ class Record:
         now = iso(now_utc())
         with self.write() as conn:
             if status is not None:
-                _check_statuses([status])
-                rows = conn.execute("SELECT * FROM scenes WHERE status = ?", (status,)).fetchall()
+                wanted = _check_statuses([status])[0]
+                rows = conn.execute("SELECT * FROM scenes WHERE status = ?", (wanted,)).fetchall()
             else:
                 rows = _rows_by_ids(conn, list(ids), self.path)
             for r in rows:
-                back = (
-                    "downloaded" if r["local_path"] and Path(r["local_path"]).exists() else "found"
-                )
+                on_disk = r["local_path"] and Path(r["local_path"]).exists()
+                back = SceneStatus.DOWNLOADED if on_disk else SceneStatus.FOUND
                 conn.execute(
                     "UPDATE scenes SET status = ?, attempts = 0, reason = NULL, updated_at = ? "
                     "WHERE source = ? AND id = ?",
-                    (back, now, r["source"], r["id"]),
+                    (back.value, now, r["source"], r["id"]),
                 )
                 conn.execute("DELETE FROM claims WHERE scene_id = ?", (r["id"],))
             keys = [(r["source"], r["id"]) for r in rows]
@@ -323,17 +319,11 @@ class Record:
         with self.write() as conn:
             return _claims.claim(conn, ids, run_id, ttl, pid or os.getpid(), now_utc())
 
-    def release(self, run_id: str, scene_ids: Iterable[str] | None = None) -> int:
-        """Drop this run's claims (all, or on ``scene_ids``)."""
+    def release(self, run_id: str) -> int:
+        """Drop all of this run's claims (the scan does so when it ends, however it ends)."""
         with self.write() as conn:
             before = conn.total_changes
-            if scene_ids is None:
-                conn.execute("DELETE FROM claims WHERE run_id = ?", (run_id,))
-            else:
-                conn.executemany(
-                    "DELETE FROM claims WHERE run_id = ? AND scene_id = ?",
-                    [(run_id, s) for s in scene_ids],
-                )
+            conn.execute("DELETE FROM claims WHERE run_id = ?", (run_id,))
             return conn.total_changes - before
 
     def claimed(self, run_id: str | None = None) -> dict[str, str]:
@@ -366,9 +356,8 @@ class Record:
             conn.execute("DELETE FROM locks WHERE name = ?", (_claims.RUN_LOCK,))
             conn.execute("DELETE FROM claims WHERE run_id = ?", (holder.run_id,))
             conn.execute(
-                "UPDATE runs SET status = 'abandoned', finished = ? "
-                "WHERE run_id = ? AND finished IS NULL",
-                (iso(now_utc()), holder.run_id),
+                "UPDATE runs SET status = ?, finished = ? WHERE run_id = ? AND finished IS NULL",
+                (RunStatus.ABANDONED.value, iso(now_utc()), holder.run_id),
             )
         return holder
 
@@ -415,11 +404,14 @@ class Record:
                 ),
             )
 
-    def finish_run(self, run_id: str, counts: dict | None = None, status: str = "ok") -> None:
+    def finish_run(
+        self, run_id: str, counts: dict | None = None, status: RunStatus | str = RunStatus.OK
+    ) -> None:
+        status = RunStatus(status)
         with self.write() as conn:
             conn.execute(
                 "UPDATE runs SET finished = ?, status = ?, counts = ? WHERE run_id = ?",
-                (iso(now_utc()), status, json.dumps(counts or {}, sort_keys=True), run_id),
+                (iso(now_utc()), status.value, json.dumps(counts or {}, sort_keys=True), run_id),
             )
 
     def runs(self, limit: int = 20) -> list[dict[str, Any]]:
@@ -430,10 +422,11 @@ class Record:
         ]
 
 
-def _check_statuses(statuses: list[str]) -> None:
+def _check_statuses(statuses: list[str]) -> list[SceneStatus]:
     bad = [s for s in statuses if s not in STATUSES]
     if bad:
         raise UsageError(f"unknown scene status {bad[0]!r}", f"use one of {', '.join(STATUSES)}")
+    return [SceneStatus(s) for s in statuses]
 
 
 def _existing(conn: sqlite3.Connection, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:

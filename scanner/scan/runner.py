@@ -1,8 +1,10 @@
-"""Run the per-mosaic pipeline over many groups: in-process, on a LocalCluster, or on a cluster.
+"""Run stage chains over many jobs: in-process, on a LocalCluster, or on an existing cluster.
 
-This (with :mod:`scanner.orchestrate`, which drives it) is the only place that knows dask. The stages are plain functions (``scanner.pipeline``);
-here they become one task chain per mosaic group (``client.submit`` with futures as arguments),
-so groups flow independently through the cluster and a failing group only fails its own chain.
+This is the only module of the project that imports dask. The stages are plain functions
+(:mod:`scanner.scan.stages`); here they become one task chain per job (``client.submit`` with
+futures as arguments), so jobs flow independently through the cluster and a failing job only
+fails its own chain. At most ``max_in_flight`` chains are submitted at once and more follow as
+chains finish, so a backfill of thousands of mosaics keeps the client's memory flat.
 
 Who writes what: workers write per-mosaic files (the mosaic, its COGs) under unique names; the
 shared state — the SQLite scan record, ``detections.gpkg`` and the STAC catalog — is written only
@@ -49,10 +51,13 @@ class ClusterSpec:
     threads_per_worker: int = 1
     scheduler: str | None = None
     connect_timeout_s: float = 10.0
+    #: chains submitted at once (None: 4 per worker); more are submitted as chains finish
+    max_in_flight: int | None = None
 
 
 Done = Callable[[Any, Any], None]  # (job, result)
 Failed = Callable[[Any, str, BaseException], None]  # (job, stage name, error)
+StageDone = Callable[[Any, str, Any], None]  # (job, stage name, that stage's result)
 
 
 def local_gpu_count() -> int:
@@ -102,20 +107,28 @@ class Runner:
         key: Callable[[Any], str],
         on_done: Done,
         on_failed: Failed,
+        on_stage: StageDone | None = None,
         progress: bool = True,
     ) -> dict[str, Any]:
         """Run ``stages`` as one chain per job; call ``on_done``/``on_failed`` on the client as
-        each chain finishes (completion order). ``first_arg(job)`` is the first stage's input.
-        Returns facts for the summary (mode, workers, dashboard link, GPU workers)."""
+        each chain finishes (completion order), and ``on_stage`` as each non-final stage of a
+        chain finishes. ``first_arg(job)`` is the first stage's input. Returns facts for the
+        summary (mode, workers, dashboard link, GPU workers)."""
+        hooks = _Hooks(on_done, on_failed, on_stage)
         if self.spec.sequential:
-            return _run_sequential(jobs, first_arg, stages, ctx, on_done, on_failed, progress)
+            return _run_sequential(jobs, first_arg, stages, ctx, hooks, progress)
         if not jobs:
             return {"mode": "scheduler" if self.spec.scheduler else "local-cluster", "workers": 0}
         if self.client is None:
             self.client, self.cluster = _connect(self.spec)
-        return _run_dask(
-            self.client, jobs, first_arg, stages, ctx, self.spec, key, on_done, on_failed, progress
-        )
+        return _run_dask(self.client, jobs, first_arg, stages, ctx, self.spec, key, hooks, progress)
+
+
+@dataclass(frozen=True)
+class _Hooks:
+    done: Done
+    failed: Failed
+    stage: StageDone | None = None
 
 
 class _StageError(Exception):
@@ -149,18 +162,20 @@ def _call_stage_limited(
         return _call_stage(func, name, arg, ctx)
 
 
-def _run_sequential(jobs, first_arg, stages, ctx, on_done, on_failed, progress) -> dict:
+def _run_sequential(jobs, first_arg, stages, ctx, hooks: _Hooks, progress) -> dict:
     from tqdm import tqdm
 
     for job in tqdm(jobs, desc="mosaics", unit="mosaic", disable=not progress):
         value = first_arg(job)
         try:
-            for stage in stages:
+            for i, stage in enumerate(stages):
                 value = _call_stage(stage.func, stage.name, value, ctx)
+                if hooks.stage is not None and i < len(stages) - 1:
+                    hooks.stage(job, stage.name, value)
         except _StageError as err:
-            on_failed(job, err.stage, err.error)
+            hooks.failed(job, err.stage, err.error)
             continue
-        on_done(job, value)
+        hooks.done(job, value)
     return {"mode": "sequential", "workers": 1}
 
 
@@ -221,7 +236,7 @@ def _dashboard(client) -> str | None:
         return None
 
 
-def _run_dask(client, jobs, first_arg, stages, ctx, spec, key, on_done, on_failed, progress):
+def _run_dask(client, jobs, first_arg, stages, ctx, spec, key, hooks: _Hooks, progress):
     from distributed import as_completed
     from tqdm import tqdm
 
@@ -240,11 +255,16 @@ def _run_dask(client, jobs, first_arg, stages, ctx, spec, key, on_done, on_faile
         f", {gpu_workers} with a GPU" if gpu_workers else "",
         link or "unavailable (pip install 'bokeh>=3.1' to enable it)",
     )
-    finals = {}
-    for job in jobs:
+    limit = spec.max_in_flight or max(4, 4 * len(workers))
+    pending = list(jobs)[::-1]  # popped from the end: submission in the jobs' order
+    owner: dict[Any, tuple[Any, str, bool]] = {}  # future → (job, stage name, is final)
+    chains = as_completed()
+
+    def submit_next() -> None:
+        job = pending.pop()
         value = first_arg(job)
         k = key(job)
-        for stage in stages:
+        for i, stage in enumerate(stages):
             limited = (
                 ()
                 if stage.max_concurrent is None
@@ -262,21 +282,39 @@ def _run_dask(client, jobs, first_arg, stages, ctx, spec, key, on_done, on_faile
                 retries=0,
                 pure=False,
             )
-        finals[value] = job
-    bar = tqdm(total=len(finals), desc="mosaics", unit="mosaic", disable=not progress)
-    for fut in as_completed(list(finals)):
-        job = finals[fut]
+            final = i == len(stages) - 1
+            if final or hooks.stage is not None:
+                owner[value] = (job, stage.name, final)
+                chains.add(value)
+
+    in_flight = 0
+    while pending and in_flight < limit:
+        submit_next()
+        in_flight += 1
+    bar = tqdm(total=len(jobs), desc="mosaics", unit="mosaic", disable=not progress)
+    for fut in chains:
+        job, name, final = owner.pop(fut)
         try:
             result = fut.result()
         except _StageError as err:
-            on_failed(job, err.stage, err.error)
+            if final:
+                hooks.failed(job, err.stage, err.error)
         except Exception as err:  # noqa: BLE001 - e.g. a worker that died mid-task
-            on_failed(job, "worker", err)
+            if final:
+                hooks.failed(job, "worker", err)
         else:
-            on_done(job, result)
+            if final:
+                hooks.done(job, result)
+            elif hooks.stage is not None:
+                hooks.stage(job, name, result)
         finally:
             fut.release()
+        if final:
             bar.update(1)
+            in_flight -= 1
+            if pending:
+                submit_next()
+                in_flight += 1
     bar.close()
     return {
         "mode": "scheduler" if spec.scheduler else "local-cluster",

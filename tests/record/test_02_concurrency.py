@@ -132,8 +132,9 @@ def test_local_claims_follow_the_process_not_the_clock(out):
         with rec.write() as conn:
             conn.execute("UPDATE claims SET proc_start = '1' WHERE run_id = 'long-run'")
         assert rec.claim(ids, "other", ttl=600) == ids
-        assert rec.release("other", ids[:1]) == 1
-        assert rec.claimed() == {ids[1]: "other", ids[2]: "other"}
+        assert rec.claimed() == {ids[0]: "other", ids[1]: "other", ids[2]: "other"}
+        assert rec.release("other") == 3
+        assert rec.claimed() == {}
 
 
 def test_claims_on_another_host_wait_for_the_ttl(out):

@@ -8,7 +8,7 @@ import os
 import pytest
 
 from polarscan.common.errors import UsageError
-from scanner.orchestrate_dask import ClusterSpec, Runner, Stage
+from scanner.scan.runner import ClusterSpec, Runner, Stage
 from tests.support.scan_stages import add, times_ten_or_fail
 
 STAGES = [Stage("add", add), Stage("scale", times_ten_or_fail, gpu=True)]
@@ -39,7 +39,7 @@ def test_sequential_isolates_a_failing_job():
 
 
 def test_local_cluster_gives_the_same_results_in_worker_processes(caplog):
-    caplog.set_level(logging.INFO, logger="scanner.orchestrate_dask")
+    caplog.set_level(logging.INFO, logger="scanner.scan.runner")
     facts, done, failed = _run(ClusterSpec(workers=2))
     assert "dashboard: http://" in caplog.text  # operators find the dask dashboard in the log
     assert facts["mode"] == "local-cluster" and facts["workers"] == 2

@@ -96,7 +96,7 @@ def test_runner_on_real_scheduler_and_workers(cluster):
     on the worker that declares the resource, a failing job is isolated."""
     from distributed import Client
 
-    from scanner.orchestrate_dask import ClusterSpec, Runner, Stage
+    from scanner.scan.runner import ClusterSpec, Runner, Stage
     from tests.support.scan_stages import add, times_ten_or_fail
 
     address, _ = cluster

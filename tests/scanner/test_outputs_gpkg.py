@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import sqlite3
+from dataclasses import replace
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
 
@@ -16,7 +17,8 @@ from shapely.geometry import box
 
 from polarscan.common.errors import ProcessingError, UsageError
 from scanner.outputs import gpkg as gpkg_mod
-from scanner.outputs.gpkg import MosaicResult, SceneRecord, read_layer, write_results
+from scanner.mosaic.result import MosaicResult, Provenance, SceneRecord
+from scanner.outputs.gpkg import read_layer, write_results
 from scanner.outputs.styles import STYLE_NAME
 from scanner.tiling import window_grid
 from training.card import ModelCard
@@ -32,8 +34,12 @@ def result(mosaic_id: str, run_id: str = "run-1", seed: int = 0, n_rows: int = 1
     windows = window_grid(n_rows, 80, CARD, 0.5)
     probs = np.random.default_rng(seed).random(len(windows))
     scene = SceneRecord(NAME, START, STOP, box(60.0, 77.0, 70.0, 80.0))
-    return MosaicResult(mosaic_id, "EPSG:3413", TRANSFORM, windows, probs, 0.5, "demo-192",
-                        run_id, [scene])  # fmt: skip
+    return MosaicResult(mosaic_id, "EPSG:3413", TRANSFORM, windows=tuple(windows),
+                        probabilities=probs, scenes=(scene,))  # fmt: skip
+
+
+def prov(run_id: str = "run-1") -> Provenance:
+    return Provenance(run_id, "demo-192", 0.5)
 
 
 def run_record(run_id: str = "run-1") -> dict:
@@ -54,7 +60,7 @@ def run_record(run_id: str = "run-1") -> dict:
 def test_layers_rows_crs_and_version(tmp_path):
     path = tmp_path / "detections.gpkg"
     res = result("m1")
-    write_results(path, [res], run_record())
+    write_results(path, [res], prov(), run_record())
     layers = dict(pyogrio.list_layers(path))
     assert layers == {
         "detections": "Polygon",
@@ -97,7 +103,7 @@ def test_layers_rows_crs_and_version(tmp_path):
 
 def test_layer_styles_are_graduated_qml(tmp_path):
     path = tmp_path / "detections.gpkg"
-    write_results(path, [result("m1")], run_record())
+    write_results(path, [result("m1")], prov(), run_record())
     with sqlite3.connect(path) as con:
         cols = [r[1] for r in con.execute("PRAGMA table_info(layer_styles)")]
         rows = con.execute(
@@ -128,11 +134,11 @@ def test_layer_styles_are_graduated_qml(tmp_path):
 
 def test_rerun_replaces_rows_and_keeps_others(tmp_path):
     path = tmp_path / "detections.gpkg"
-    write_results(path, [result("m1"), result("m2", seed=1)], run_record("run-1"))
+    write_results(path, [result("m1"), result("m2", seed=1)], prov(), run_record("run-1"))
     n1 = len(read_layer(path, "windows"))
     # rerun m1 only, with other scores and a smaller grid: its rows are replaced, m2's kept
-    write_results(path, [result("m1", "run-2", seed=5, n_rows=50)], run_record("run-2"))
-    write_results(path, [result("m1", "run-2", seed=5, n_rows=50)], run_record("run-2"))
+    write_results(path, [result("m1", "run-2", seed=5, n_rows=50)], prov("run-2"), run_record("run-2"))
+    write_results(path, [result("m1", "run-2", seed=5, n_rows=50)], prov("run-2"), run_record("run-2"))
     win = read_layer(path, "windows")
     m1 = win[win["mosaic_id"] == "m1"]
     assert len(m1) == len(result("m1", n_rows=50).windows)
@@ -161,8 +167,8 @@ def test_rerun_replaces_rows_and_keeps_others(tmp_path):
 
 def test_empty_results_still_create_layers(tmp_path):
     path = tmp_path / "detections.gpkg"
-    empty = MosaicResult("m0", "EPSG:3413", TRANSFORM, [], [], 0.5, "demo", "run-0", [])
-    write_results(path, [empty], {"run_id": "run-0"})
+    empty = MosaicResult("m0", "EPSG:3413", TRANSFORM)
+    write_results(path, [empty], Provenance("run-0", "demo", 0.5), {"run_id": "run-0"})
     assert dict(pyogrio.list_layers(path))["detections"] == "Polygon"
     assert len(read_layer(path, "detections")) == 0
     assert pyogrio.read_info(path, layer="windows")["crs"] == "EPSG:3413"
@@ -170,10 +176,10 @@ def test_empty_results_still_create_layers(tmp_path):
 
 def test_other_crs_reprojected_to_the_files(tmp_path):
     path = tmp_path / "detections.gpkg"
-    write_results(path, [result("m1")])
-    other = result("m9")
-    other.crs = "EPSG:3995"  # same numbers, another polar stereographic: must be reprojected
-    write_results(path, [other])
+    write_results(path, [result("m1")], prov())
+    # same numbers, another polar stereographic: must be reprojected
+    other = replace(result("m9"), crs="EPSG:3995")
+    write_results(path, [other], prov())
     win = read_layer(path, "windows")
     assert win.crs.to_epsg() == 3413
     assert len(win) == 2 * len(other.windows)
@@ -181,15 +187,15 @@ def test_other_crs_reprojected_to_the_files(tmp_path):
 
 def test_crash_mid_update_leaves_previous_file(tmp_path, monkeypatch):
     path = tmp_path / "detections.gpkg"
-    write_results(path, [result("m1")], run_record())
+    write_results(path, [result("m1")], prov(), run_record())
     before = path.read_bytes()
 
     def boom(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(gpkg_mod, "_quick_check", boom)  # fails after rows were replaced
+    monkeypatch.setattr(gpkg_mod.gpkg_sql, "quick_check", boom)  # fails after rows were replaced
     with pytest.raises(ProcessingError, match="previous file is intact"):
-        write_results(path, [result("m1", "run-2", seed=3)], run_record("run-2"))
+        write_results(path, [result("m1", "run-2", seed=3)], prov("run-2"), run_record("run-2"))
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         ".detections.gpkg.lock",
@@ -201,7 +207,7 @@ def test_bad_outputs(tmp_path):
     not_gpkg = tmp_path / "detections.gpkg"
     not_gpkg.write_text("hello")
     with pytest.raises(UsageError, match="not a GeoPackage") as err:
-        write_results(not_gpkg, [result("m1")])
+        write_results(not_gpkg, [result("m1")], prov())
     assert err.value.exit_code == 2
     assert not_gpkg.read_text() == "hello"
     if os.geteuid() != 0:  # root writes anywhere
@@ -209,23 +215,22 @@ def test_bad_outputs(tmp_path):
         ro.mkdir()
         ro.chmod(0o500)
         with pytest.raises(UsageError, match="not writable"):
-            write_results(ro / "d.gpkg", [result("m1")])
+            write_results(ro / "d.gpkg", [result("m1")], prov())
     with pytest.raises(UsageError, match="no run_id"):
-        write_results(tmp_path / "x.gpkg", [result("m1")], {"status": "ok"})
-    bad = result("m1")
-    bad.probabilities = bad.probabilities[:-1]
+        write_results(tmp_path / "x.gpkg", [result("m1")], prov(), {"status": "ok"})
+    good = result("m1")
     with pytest.raises(UsageError, match="probabilities"):
-        write_results(tmp_path / "y.gpkg", [bad])
+        bad = replace(good, probabilities=good.probabilities[:-1])
+        write_results(tmp_path / "y.gpkg", [bad], prov())
     assert not (tmp_path / "y.gpkg").exists()
 
 
 def test_scene_split_at_antimeridian_is_a_multipolygon(tmp_path):
     from shapely.geometry import MultiPolygon
 
-    res = result("m1")
     split = MultiPolygon([box(170.0, 75.0, 180.0, 78.0), box(-180.0, 75.0, -175.0, 78.0)])
-    res.scenes = [SceneRecord(NAME, START, STOP, split)]
-    path = write_results(tmp_path / "detections.gpkg", [res])
+    res = replace(result("m1"), scenes=(SceneRecord(NAME, START, STOP, split),))
+    path = write_results(tmp_path / "detections.gpkg", [res], prov())
     scenes = read_layer(path, "scenes")
     geom = scenes.geometry.iloc[0]
     assert geom.geom_type == "MultiPolygon"

@@ -75,7 +75,7 @@ def test_outputs_open_styled_in_qgis(tmp_path):
 
     from shapely.geometry import box
 
-    from scanner.outputs.gpkg import MosaicResult, SceneRecord
+    from scanner.mosaic.result import MosaicResult, Provenance, SceneRecord
     from scanner.tiling import window_grid
     from training.card import ModelCard
 
@@ -86,9 +86,11 @@ def test_outputs_open_styled_in_qgis(tmp_path):
     probs = np.linspace(0.0, 1.0, len(windows))
     t0 = datetime(2022, 11, 30, 1, 43, 42, tzinfo=UTC)
     scene = SceneRecord("S1A_EW_GRDM_1SDH_x", t0, t0, box(60.0, 77.0, 70.0, 80.0))
-    res = MosaicResult("m1", "EPSG:3413", transform, windows, probs, 0.5, "demo", "run-1", [scene])
-    gpkg = write_results(tmp_path / "detections.gpkg", [res], {"run_id": "run-1"})
-    gpkg = write_results(gpkg, [res], {"run_id": "run-1", "started": t0})  # a rerun, whole seconds
+    res = MosaicResult("m1", "EPSG:3413", transform, windows=tuple(windows),
+                       probabilities=probs, scenes=(scene,))  # fmt: skip
+    prov = Provenance("run-1", "demo", 0.5)
+    gpkg = write_results(tmp_path / "detections.gpkg", [res], prov, {"run_id": "run-1"})
+    gpkg = write_results(gpkg, [res], prov, {"run_id": "run-1", "started": t0})  # a rerun
     prob = np.full((120, 100), np.nan, np.float32)
     prob[10:50, 10:50] = 0.7
     prob_path = write_float_cog(

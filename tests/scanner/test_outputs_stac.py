@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from datetime import UTC, datetime
 
+import numpy as np
 import pystac
 import pytest
 from shapely.geometry import box
 
 from polarscan.common.errors import UsageError
-from scanner.outputs.stac import GPKG_MEDIA_TYPE, MosaicItem, read_catalog, write_stac
+from scanner.mosaic.result import MosaicResult, Provenance, SceneRecord
+from scanner.outputs.stac import GPKG_MEDIA_TYPE, read_catalog, write_stac
+from scanner.tiling import window_grid
+from training.card import ModelCard
 
 START = datetime(2022, 11, 30, 1, 43, 42, tzinfo=UTC)
 STOP = datetime(2022, 11, 30, 1, 44, 46, tzinfo=UTC)
@@ -28,22 +33,28 @@ def outputs(out, mosaic_id: str) -> dict:
     return files
 
 
-def item(out, mosaic_id: str, max_p: float = 0.8) -> MosaicItem:
-    return MosaicItem(
+PROV = Provenance("run-1", "demo-192", 0.5)
+CARD = ModelCard(input_size=64, crop=32, window_px=64, pixel_spacing_m=2000)
+
+
+def item(out, mosaic_id: str, max_p: float = 0.8) -> MosaicResult:
+    windows = tuple(window_grid(100, 80, CARD, 0.5))
+    probs = np.linspace(0.0, max_p, len(windows), dtype=np.float64)
+    return MosaicResult(
         mosaic_id=mosaic_id,
+        crs="EPSG:3413",
+        transform=None,
         footprint=box(60.0, 77.0, 70.0, 80.0),
-        start=START,
-        stop=STOP,
-        scene_names=[NAME],
-        model_id="demo-192",
-        max_probability=max_p,
-        assets=outputs(out, mosaic_id),
+        scenes=(SceneRecord(NAME, START, STOP, box(60.0, 77.0, 70.0, 80.0)),),
+        windows=windows,
+        probabilities=probs,
+        rasters=outputs(out, mosaic_id),
     )
 
 
 def test_catalog_items_and_assets(tmp_path):
     out = tmp_path / "out"
-    cat_path = write_stac(out, [item(out, "m1")])
+    cat_path = write_stac(out, [item(out, "m1")], PROV)
     assert cat_path == out / "stac" / "catalog.json"
     cat = read_catalog(out)
     (it,) = list(cat.get_items())
@@ -81,8 +92,8 @@ def test_catalog_items_and_assets(tmp_path):
 
 def test_rerun_replaces_item_and_folder_moves(tmp_path):
     out = tmp_path / "out"
-    write_stac(out, [item(out, "m1", 0.8), item(out, "m2", 0.3)])
-    write_stac(out, [item(out, "m1", 0.1)])
+    write_stac(out, [item(out, "m1", 0.8), item(out, "m2", 0.3)], PROV)
+    write_stac(out, [item(out, "m1", 0.1)], PROV)
     cat = read_catalog(out)
     items = {i.id: i for i in cat.get_items()}
     assert sorted(items) == ["m1", "m2"]
@@ -99,12 +110,10 @@ def test_rerun_replaces_item_and_folder_moves(tmp_path):
 
 def test_bad_items(tmp_path):
     out = tmp_path / "out"
-    it = item(out, "m1")
-    it.assets = {"rgb": out / "missing.tif"}
+    it = replace(item(out, "m1"), rasters={"rgb": out / "missing.tif"})
     with pytest.raises(UsageError, match="not found"):
-        write_stac(out, [it])
+        write_stac(out, [it], PROV)
     assert not (out / "stac").exists()
-    it = item(out, "m2")
-    it.footprint = box(0, 0, 0, 0).buffer(0)
+    it = replace(item(out, "m2"), footprint=box(0, 0, 0, 0).buffer(0))
     with pytest.raises(UsageError, match="no footprint"):
-        write_stac(out, [it])
+        write_stac(out, [it], PROV)

@@ -10,8 +10,9 @@ from shapely.geometry import box
 from polarscan.common.config import load_config, parse_config
 from polarscan.common.dates import parse_date
 from polarscan.common.errors import UsageError
-from scanner.orchestrate import ScanRequest, group_scenes, time_window
-from scanner.scan_config import ScanConfig, fit_to_card
+from scanner.scan.config import ScanConfig, fit_to_card
+from scanner.scan.request import ScanRequest, time_window
+from scanner.scan.run import plan_jobs
 from scanner.sources.base import Scene
 from training.card import ModelCard
 
@@ -34,9 +35,11 @@ def test_parse_date_forms():
 
 
 def test_request_rejects_reversed_dates():
-    with pytest.raises(UsageError, match="not before --until"):
-        ScanRequest.from_args(since="2024-02-01", until="2024-01-01")
-    assert ScanRequest.from_args(since="LAST").since == "last"
+    with pytest.raises(UsageError, match="is not before its end") as err:
+        ScanRequest(since="2024-02-01", until="2024-01-01")
+    assert err.value.key == "since"
+    assert ScanRequest(since="LAST").since == "last"
+    assert ScanRequest(since="2024-01-01").since == datetime(2024, 1, 1, tzinfo=UTC)
 
 
 def test_time_window_rules():
@@ -55,10 +58,11 @@ def test_group_scenes_joins_consecutive_slices_only():
     a2 = _scene("20221130T014446", 64)  # next slice: starts when a1 stops
     a3 = _scene("20221130T014800", 64)  # same datatake, but a gap: its own strip
     b1 = _scene("20221130T014446", 64, orbit=46118, datatake="0585AA")  # another datatake
-    jobs = group_scenes([a3, b1, a2, a1])
+    jobs = plan_jobs([a3, b1, a2, a1], 5.0)
     assert [len(j.scenes) for j in jobs] == [2, 1, 1]
     assert jobs[0].scenes == (a1, a2)
-    assert jobs[0].mosaic_id == "S1A_046117_058549_20221130T014342"
+    # the one id scheme (scanner.mosaic.result.mosaic_id): datatake, first start, last stop
+    assert jobs[0].mosaic_id == "S1A_046117_058549_20221130T014342_20221130T014550"
     assert len({j.mosaic_id for j in jobs}) == 3
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from scanner.demo import source as demo_source
-from scanner.scan_config import DEMO_MODEL
+from scanner.scan.config import DEMO_MODEL
 from tests.support.scan_helpers import demo_cache, layer_counts, run_scan, scan_model
 
 __all__ = ["demo_cache", "scan_model"]  # fixtures used by name
@@ -148,7 +148,7 @@ def test_demo_top_detection_contains_the_vortex(first_run):
 
 
 def test_text_summary_fits_one_screen(first_run):
-    from scanner.orchestrate import format_summary
+    from polarscan.commands.scan import format_summary
 
     out, s = first_run
     c = s["counts"]

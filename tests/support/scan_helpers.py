@@ -24,7 +24,7 @@ def demo_cache(tmp_path_factory):
 @pytest.fixture(scope="session")
 def scan_model(tmp_path_factory, small_model) -> Path:
     """The demo weights when built, else the untrained 192→128 model with the demo card."""
-    from scanner.scan_config import DEMO_MODEL
+    from scanner.scan.config import DEMO_MODEL
 
     if DEMO_MODEL.is_file():
         return DEMO_MODEL

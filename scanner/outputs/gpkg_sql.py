@@ -1,0 +1,113 @@
+"""Plain-SQL work on a GeoPackage file: table list, row deletion, datetime form, integrity check.
+
+GDAL's R-tree triggers mention SQL functions (``ST_IsEmpty``, ``ST_MinX``…) that a bare
+``sqlite3`` connection lacks; :func:`connect` registers them, read from the GeoPackage geometry
+header, so that deletes and updates run without SpatiaLite.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import struct
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from polarscan.common.errors import ProcessingError
+
+GPKG_APPLICATION_ID = 0x47504B47  # "GPKG"
+
+DATETIME_COLUMNS = {
+    "detections": ("start", "stop"),
+    "windows": ("start", "stop"),
+    "scenes": ("start", "stop"),
+    "runs": ("started", "finished"),
+    "layer_styles": ("update_time",),
+}
+
+
+@contextlib.contextmanager
+def connect(path: Path) -> Iterator[sqlite3.Connection]:
+    """A connection with the GeoPackage SQL functions; one transaction, closed on exit."""
+    with contextlib.closing(sqlite3.connect(path)) as con, con:
+        _register_gpkg_functions(con)
+        yield con
+
+
+def is_geopackage(path: Path) -> bool:
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as con:
+            return con.execute("PRAGMA application_id").fetchone()[0] == GPKG_APPLICATION_ID
+    except sqlite3.DatabaseError:
+        return False
+
+
+def tables(path: Path) -> set[str]:
+    with contextlib.closing(sqlite3.connect(path)) as con:
+        return {r[0] for r in con.execute("SELECT table_name FROM gpkg_contents")}
+
+
+def delete_rows(path: Path, where: Sequence[tuple[str, str, Sequence[str]]]) -> None:
+    """``DELETE FROM table WHERE column IN (...)`` for each (table, column, values), one
+    transaction; tables not in the file are passed over."""
+    present = tables(path)
+    with connect(path) as con:
+        for table, column, values in where:
+            if table in present and values:
+                marks = ",".join("?" * len(values))
+                con.execute(f'DELETE FROM "{table}" WHERE "{column}" IN ({marks})', list(values))
+
+
+def normalise_datetimes(path: Path) -> None:
+    """Write every DATETIME as ``YYYY-MM-DDTHH:MM:SS.SSSZ``, the form the GeoPackage spec
+    requires. Recent GDAL drops a zero millisecond part, which GDAL 3.6 (QGIS 3.22 on Debian)
+    reads with a "Non-conformant content" warning per row."""
+    present = tables(path)
+    sql = (
+        'UPDATE "{t}" SET "{c}" = substr("{c}", 1, 19) || \'.000Z\' '
+        "WHERE \"{c}\" GLOB '????-??-??T??:??:??Z'"
+    )
+    with connect(path) as con:
+        for table, cols in DATETIME_COLUMNS.items():
+            if table in present:
+                for col in cols:
+                    con.execute(sql.format(t=table, c=col))
+
+
+def quick_check(path: Path) -> None:
+    with contextlib.closing(sqlite3.connect(path)) as con:
+        res = con.execute("PRAGMA quick_check").fetchone()[0]
+    if res != "ok":
+        raise ProcessingError(f"GeoPackage check failed: {res}", "re-run the scan")
+
+
+def _header(blob):
+    """(flags, envelope) of a GeoPackage geometry blob; envelope is (minx, maxx, miny, maxy)."""
+    if blob is None or len(blob) < 8 or blob[:2] != b"GP":
+        return None, None
+    flags = blob[3]
+    order = "<" if flags & 1 else ">"
+    kind = (flags >> 1) & 0b111
+    env = struct.unpack_from(order + "4d", blob, 8) if kind else None
+    return flags, env
+
+
+def _is_empty(blob):
+    flags, _ = _header(blob)
+    return None if flags is None else (flags >> 4) & 1
+
+
+def _bound(i: int):
+    def f(blob):
+        _, env = _header(blob)
+        return None if env is None else env[i]
+
+    return f
+
+
+def _register_gpkg_functions(con: sqlite3.Connection) -> None:
+    """Our updates touch no geometry, so the triggers do not fire; the functions only have to
+    exist and be right."""
+    con.create_function("ST_IsEmpty", 1, _is_empty, deterministic=True)
+    for i, name in enumerate(("ST_MinX", "ST_MaxX", "ST_MinY", "ST_MaxY")):
+        con.create_function(name, 1, _bound(i), deterministic=True)

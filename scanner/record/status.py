@@ -1,0 +1,35 @@
+"""The statuses of the record, as enums used everywhere (they are ``str``, so they compare equal
+to, and are stored as, their plain values)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class SceneStatus(StrEnum):
+    """Where a scene stands. A scan sets FOUND (search), DOWNLOADED (its product is on disk),
+    PROCESSED or FAILED (with the error; retried while attempts are left). SKIPPED (with a
+    reason) is an operator's decision (``catalog --skip``): the scene is never claimed again."""
+
+    FOUND = "found"
+    DOWNLOADED = "downloaded"
+    PROCESSED = "processed"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+class RunStatus(StrEnum):
+    """How a run ended: RUNNING until then; OK, PARTIAL (some scenes failed), FAILED (the run
+    itself died), ABANDONED (its lock was cleared after its process died)."""
+
+    RUNNING = "running"
+    OK = "ok"
+    PARTIAL = "partial"
+    FAILED = "failed"
+    ABANDONED = "abandoned"
+
+
+#: a scene in one of these is never claimed again
+FINAL = (SceneStatus.PROCESSED, SceneStatus.SKIPPED)
+#: what a run works on (FAILED ones too while attempts are left)
+PENDING = (SceneStatus.FOUND, SceneStatus.DOWNLOADED)

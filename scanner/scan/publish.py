@@ -1,0 +1,168 @@
+"""The single writer of shared state: the record, ``detections.gpkg`` and the STAC catalog.
+
+Runs in the scan's own process only, one finished mosaic at a time (the runner calls
+:meth:`Publisher.done` / :meth:`Publisher.failed` / :meth:`Publisher.stage_done` on the client).
+A single writer needs no cross-process locking, works on any cluster whose workers share the
+output filesystem, and keeps workers stateless: a killed worker never leaves a half-written
+shared file behind. Workers write only per-mosaic files under unique names.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from scanner.mosaic.result import MosaicResult
+from scanner.record import SceneStatus
+from scanner.scan.stages import MosaicJob, RunContext, StageResult
+from scanner.scan.summary import Detection, Failure, ScanSummary
+
+log = logging.getLogger(__name__)
+
+
+def gpkg_path(out_dir: str | Path) -> Path:
+    return Path(out_dir) / "detections.gpkg"
+
+
+class Publisher:
+    """Writes each finished mosaic's rows and marks, and keeps the run's summary."""
+
+    def __init__(self, ctx: RunContext, record: Any, summary: ScanSummary, lock: Any = None):
+        self.ctx = ctx
+        self.record = record
+        self.summary = summary
+        self.lock = lock  # the run lock, refreshed as mosaics finish (long backfills)
+
+    # --- runner hooks ---------------------------------------------------------------------
+
+    def stage_done(self, job: MosaicJob, stage: str, res: StageResult) -> None:
+        """After the download stage, the record says where each product lies."""
+        if stage != "download":
+            return
+        for scene, path in zip(job.scenes, res.paths, strict=False):
+            self.record.mark(scene.id, SceneStatus.DOWNLOADED, local_path=path,
+                             run_id=self.ctx.run_id, source=scene.source)  # fmt: skip
+
+    def done(self, job: MosaicJob, res: StageResult) -> None:
+        try:
+            written = self.publish_mosaic(res.result)
+        except Exception as err:  # noqa: BLE001 - a failed publish fails only this mosaic
+            self.failed(job, "publish", err)
+            return
+        mosaic = res.result
+        hits = mosaic.detected(self.ctx.card.threshold)
+        outputs = {**mosaic.rasters, **written}
+        for scene, path in zip(job.scenes, res.paths, strict=False):
+            self.record.mark(scene.id, SceneStatus.PROCESSED, outputs=outputs, local_path=path,
+                             run_id=self.ctx.run_id, source=scene.source)  # fmt: skip
+        self.summary = self.summary.add_mosaic(
+            job.mosaic_id,
+            n_scenes=len(job.scenes),
+            n_windows=len(mosaic.probabilities),
+            detections=detection_summaries(mosaic, hits),
+            mosaic_dir=str(self.ctx.mosaic_dir(job.mosaic_id)),
+            ran_on=res.ran_on,
+            timings=res.timings,
+        )
+        if not self.ctx.config.keep_downloads:
+            remove_downloads(res.paths, self.ctx.downloads_dir)
+        self._heartbeat()
+
+    def failed(self, job: MosaicJob, stage: str, err: BaseException) -> None:
+        message = f"{stage}: {type(err).__name__}: {err}"
+        log.error("mosaic %s failed at %s", job.mosaic_id, message)
+        for scene in job.scenes:
+            self.record.mark(scene.id, SceneStatus.FAILED, error=message,
+                             run_id=self.ctx.run_id, source=scene.source)  # fmt: skip
+        failure = Failure(job.mosaic_id, tuple(s.name for s in job.scenes), message)
+        self.summary = self.summary.add_failure(failure)
+        self._heartbeat()
+
+    def _heartbeat(self) -> None:
+        if self.lock is not None:
+            self.lock.refresh()
+
+    # --- the shared files -----------------------------------------------------------------
+
+    def publish_mosaic(self, mosaic: MosaicResult) -> dict[str, str]:
+        """Add the mosaic's rows to ``detections.gpkg`` (replacing a previous run's) and its
+        item to the STAC catalog."""
+        from scanner.outputs.gpkg import write_results
+        from scanner.outputs.stac import write_stac
+
+        prov = self.ctx.provenance
+        gpkg = write_results(gpkg_path(self.ctx.out_dir), [mosaic], prov)
+        item = replace(mosaic, rasters={**mosaic.rasters, "detections": str(gpkg)})
+        stac = write_stac(self.ctx.out_dir, [item], prov)
+        return {"gpkg": str(gpkg), "stac": str(stac)}
+
+    def publish_run(self) -> None:
+        """The run's row in the GeoPackage's ``runs`` layer (informative: never fails the run)."""
+        from scanner.outputs.gpkg import write_results
+
+        s, c = self.summary, self.summary.counts
+        run = {
+            "run_id": s.run_id,
+            "started": s.started,
+            "finished": s.finished,
+            "status": s.status,
+            "model_id": self.ctx.provenance.model_id,
+            "n_scenes": c.processed + c.failed,
+            "n_mosaics": c.mosaics,
+            "n_windows": c.windows,
+            "n_detections": c.detections,
+            "n_failed": c.failed,
+            "parameters": {"source": s.source, "aoi": s.aoi, **s.window},
+            "versions": _versions(),
+            "timings": s.timings,
+            "errors": s.to_dict()["failures"],
+        }
+        try:
+            write_results(gpkg_path(self.ctx.out_dir), [], self.ctx.provenance, run=run)
+        except Exception as err:  # noqa: BLE001 - the run row is informative only
+            log.warning("could not write the run to the GeoPackage: %s", err)
+
+
+def detection_summaries(mosaic: MosaicResult, indices) -> list[Detection]:
+    """Centre (lon, lat) and probability of the given windows, for the run summary."""
+    from affine import Affine
+    from pyproj import Transformer
+
+    if len(indices) == 0:
+        return []
+    to_lonlat = Transformer.from_crs(mosaic.crs, "EPSG:4326", always_xy=True)
+    transform = Affine(*tuple(mosaic.transform)[:6])
+    out = []
+    for i in indices:
+        w = mosaic.windows[int(i)]
+        c = w.crop_footprint(transform).centroid
+        lon, lat = to_lonlat.transform(c.x, c.y)
+        p = float(mosaic.probabilities[int(i)])
+        out.append(Detection(mosaic.mosaic_id, w.id, p, float(lon), float(lat)))
+    return out
+
+
+def remove_downloads(paths, downloads_dir: Path) -> None:
+    """Delete downloaded products (only those inside ``downloads_dir``)."""
+    root = downloads_dir.resolve()
+    for p in map(Path, paths):
+        try:
+            if root in p.resolve().parents:
+                shutil.rmtree(p) if p.is_dir() else p.unlink()
+        except OSError as err:
+            log.warning("could not remove %s: %s", p, err)
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for pkg in ("polarscan", "tensorflow", "keras", "rasterio", "dask", "distributed"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            continue
+    return out

@@ -1,0 +1,260 @@
+"""One scan run, end to end: check, search, record, group, run the stages, publish, summarise.
+
+Everything the user can get wrong is checked before any work starts, cheapest first and
+without creating anything (area, source and its credentials, output folder, model file,
+scheduler), then the model is loaded once to read its card. Then the run takes the record's
+run lock, searches, claims the scenes that need work, groups them into mosaics (consecutive
+slices of a datatake) and hands the jobs to the :class:`~scanner.scan.runner.Runner`; the
+:class:`~scanner.scan.publish.Publisher` writes each finished mosaic as it arrives.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from polarscan.common.errors import UsageError
+from scanner.scan.config import DEMO_MODEL, ScanConfig, fit_to_card
+from scanner.scan.publish import Publisher, gpkg_path
+from scanner.scan.request import ScanRequest, resolve_aoi, time_window
+from scanner.scan.runner import ClusterSpec, Runner
+from scanner.scan.stages import STAGES, MosaicJob, RunContext, start
+from scanner.scan.summary import Counts, ScanSummary
+
+log = logging.getLogger(__name__)
+
+
+# --- checks (nothing is created until they all pass) ------------------------------------------
+
+
+def resolve_model(config: ScanConfig) -> Path:
+    if config.model:
+        path = Path(config.model).expanduser()
+    elif config.source == "demo":
+        path = DEMO_MODEL
+    else:
+        raise UsageError(
+            "no model given",
+            "set `model:` in the scan config to a .keras model with its card, or the authors' "
+            "legacy .h5",
+            key="model",
+        )
+    if not path.is_file():
+        raise UsageError(f"model file not found: {path}", "give an existing model file", key="model")
+    return path.resolve()
+
+
+def check_out(out_dir: Path) -> None:
+    """The output folder is (or can be made) writable — checked without creating anything."""
+    existing = out_dir
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    problem = None
+    if not existing.is_dir():
+        problem = f"{existing} is a file"
+    elif not os.access(existing, os.W_OK | os.X_OK):
+        problem = f"no write permission on {existing}"
+    if problem:
+        raise UsageError(
+            f"output folder {out_dir} is not writable ({problem})",
+            "choose a writable output folder",
+            key="out",
+        )
+
+
+def prepare_out(out_dir: Path) -> Path:
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        probe = out_dir / f".write-test-{uuid.uuid4().hex[:8]}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise UsageError(
+            f"output folder {out_dir} is not writable ({err.strerror or err})",
+            "choose a writable output folder",
+            key="out",
+        ) from None
+    return out_dir
+
+
+def load_card(model_path: Path, config: ScanConfig):
+    """Load the model once here (validates the file) and read its card, with the threshold."""
+    from scanner.infer import cached_model
+    from training.card import read_card
+    from training.model import model_geometry
+
+    size, crop = model_geometry(cached_model(str(model_path)))
+    card = read_card(model_path, size, crop)
+    if config.threshold is not None:
+        card = card.model_copy(update={"threshold": config.threshold})
+    return card
+
+
+# --- grouping ----------------------------------------------------------------------------------
+
+
+def plan_jobs(scenes, max_gap_s: float) -> list[MosaicJob]:
+    """Consecutive slices of one datatake form one mosaic (:func:`scanner.mosaic.group_products`,
+    the project's one grouping and id scheme); anything else stands alone."""
+    from scanner.mosaic import group_id, group_products
+
+    def key(s):
+        return s.datatake_key
+
+    groups = group_products(scenes, max_gap_s, key=key)
+    return [MosaicJob(mosaic_id=group_id(g, key), scenes=tuple(g)) for g in groups]
+
+
+def claim_work(rec, run_id: str, source_name: str, aoi, config: ScanConfig) -> list:
+    """Pending scenes of this source over this area (new, or failed with attempts left),
+    claimed for this run; scenes another live run holds are left to it."""
+    pending = [
+        row
+        for row in rec.pending(config.max_attempts, source=source_name)
+        if row.footprint_wkt is None or aoi.intersects(row.to_scene().footprint)
+    ]
+    held = set(rec.claim([r.id for r in pending], run_id, config.claim_ttl_s))
+    if len(held) < len(pending):
+        log.warning("%d scene(s) are claimed by another run", len(pending) - len(held))
+    return [r.to_scene() for r in pending if r.id in held]
+
+
+# --- the run -----------------------------------------------------------------------------------
+
+
+def scan(request: ScanRequest, config: ScanConfig, *, progress: bool = True) -> ScanSummary:
+    """Run one scan; returns its :class:`ScanSummary`."""
+    from scanner.record import Record, RunStatus, new_run_id
+    from scanner.sources import get_source
+
+    t0 = time.monotonic()
+    started = datetime.now(UTC)
+    kind = config.source.split(":", 1)[0]
+    aoi = resolve_aoi(request) if request.has_area else None
+    source = get_source(config.source)
+    source.check_credentials()
+    check_out(config.out_dir)
+    model_path = resolve_model(config)
+    spec = ClusterSpec(
+        sequential=config.sequential,
+        workers=config.workers,
+        threads_per_worker=config.threads_per_worker,
+        scheduler=config.scheduler,
+        connect_timeout_s=config.scheduler_timeout_s,
+    )
+    run_id = new_run_id()
+    with contextlib.ExitStack() as stack:
+        runner = stack.enter_context(Runner(spec))  # a scheduler must answer before work
+        aoi = aoi or resolve_aoi(request, source, kind)
+        card = load_card(model_path, config)
+        config = fit_to_card(config, card)
+        out = prepare_out(config.out_dir)
+        rec = stack.enter_context(Record.open(out))
+        lock = stack.enter_context(rec.lock(run_id, config.claim_ttl_s))
+        rec.start_run(run_id, _parameters(request, config, aoi, model_path))
+        stack.callback(_close_run, rec, run_id)  # a run that dies says so in the record
+        begin, end, published_after = time_window(
+            request, rec.watermark(source.name, aoi.key), kind
+        )
+        log.info("searching %s over %r (%s … %s)", config.source, aoi, begin, end or "now")
+        found = list(source.search(aoi, begin, end, published_after=published_after))
+        stats = rec.upsert(found)
+        todo = claim_work(rec, run_id, source.name, aoi, config)
+        jobs = plan_jobs(todo, config.mosaic.max_gap_s)
+        ctx = RunContext(run_id, str(out), config.source, str(model_path), config, card)
+        todo_ids = {s.id for s in todo}
+        summary = ScanSummary(
+            run_id=run_id,
+            source=config.source,
+            model=str(model_path),
+            threshold=card.threshold,
+            aoi=aoi.to_wkt(),
+            window={"start": begin, "end": end, "published_after": published_after},
+            counts=Counts(
+                found=len(found),
+                new=stats.new,
+                skipped=sum(1 for s in found if s.id not in todo_ids),
+                mosaics=len(jobs),
+            ),
+            skipped_by_source=_skip_counts(source),
+            outputs={
+                "folder": str(out),
+                "gpkg": str(gpkg_path(out)),
+                "stac": str(out / "stac" / "catalog.json"),
+                "record": str(rec.path),
+            },
+            started=started,
+        )
+        pub = Publisher(ctx, rec, summary, lock)
+        log.info("%d scene(s) found, %d to process in %d mosaic(s)", len(found), len(todo),
+                 len(jobs))  # fmt: skip
+        try:
+            facts = runner.run(
+                jobs,
+                start,
+                STAGES,
+                ctx,
+                key=lambda job: f"{job.mosaic_id}-{run_id}",
+                on_done=pub.done,
+                on_failed=pub.failed,
+                on_stage=pub.stage_done,
+                progress=progress,
+            )
+        finally:
+            rec.release(run_id)
+        if stats.newest_published is not None:
+            # Failed scenes stay pending in the record and are retried whatever the
+            # watermark, so it may advance even when some scenes failed.
+            rec.advance_watermark(source.name, aoi.key, stats.newest_published, run_id)
+        pub.summary = _finished(pub.summary, facts, t0)
+        pub.publish_run()
+        status = RunStatus.PARTIAL if pub.summary.counts.failed else RunStatus.OK
+        rec.finish_run(run_id, pub.summary.to_dict()["counts"], status=status)
+    return pub.summary
+
+
+def _finished(summary: ScanSummary, facts: dict[str, Any], t0: float) -> ScanSummary:
+    from dataclasses import replace
+
+    return replace(
+        summary,
+        cluster=dict(facts),
+        seconds=round(time.monotonic() - t0, 2),
+        finished=datetime.now(UTC),
+    )
+
+
+def _skip_counts(source: Any) -> dict[str, int]:
+    """What the source's last search skipped, by reason (sources that count it)."""
+    stats = getattr(source, "last_search_stats", None)
+    skipped = getattr(stats, "skipped", None)
+    return dict(skipped) if isinstance(skipped, dict) else {}
+
+
+def _close_run(rec, run_id: str) -> None:
+    """Mark the run failed if it ended without :meth:`finish_run` (an exception, Ctrl-C)."""
+    from scanner.record import RunStatus
+
+    try:
+        if any(r["run_id"] == run_id and not r["finished"] for r in rec.runs(limit=5)):
+            rec.finish_run(run_id, {}, status=RunStatus.FAILED)
+    except Exception as err:  # noqa: BLE001 - never mask the original error
+        log.warning("could not close run %s in the record: %s", run_id, err)
+
+
+def _parameters(request: ScanRequest, config: ScanConfig, aoi, model_path: Path) -> dict:
+    return {
+        "bbox": request.bbox,
+        "aoi_file": request.aoi_file,
+        "aoi_key": aoi.key,
+        "since": request.since,
+        "until": request.until,
+        "model": str(model_path),
+        "config": config.model_dump(mode="json"),
+    }

@@ -1,0 +1,212 @@
+"""The per-mosaic stages of a scan, as plain functions: fetch → mosaic → score → explain.
+
+Each stage takes the previous stage's small, frozen :class:`StageResult` plus the run's
+:class:`RunContext` and returns the next; none knows dask (:mod:`scanner.scan.runner` chains them
+into tasks, or calls them in a loop in sequential mode). Pixels never cross between stages: they
+go through files (the mosaic COG, the raster COGs) and only paths, windows and probabilities
+travel, inside the one :class:`~scanner.mosaic.result.MosaicResult` of the mosaic.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from affine import Affine
+
+from scanner.mosaic.result import MosaicResult, Provenance, scene_records
+from scanner.scan.runner import Stage
+
+if TYPE_CHECKING:
+    from scanner.scan.config import ScanConfig
+    from scanner.sources.base import Scene
+    from training.card import ModelCard
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What every task needs to know about the run (small and picklable)."""
+
+    run_id: str
+    out_dir: str
+    source: str
+    model_path: str
+    config: ScanConfig
+    card: ModelCard  # the model card with the run's threshold
+
+    @property
+    def downloads_dir(self) -> Path:
+        return Path(self.out_dir) / "downloads"
+
+    def mosaic_dir(self, mosaic_id: str) -> Path:
+        return Path(self.out_dir) / "mosaics" / mosaic_id
+
+    @property
+    def provenance(self) -> Provenance:
+        return Provenance(self.run_id, Path(self.model_path).name, self.card.threshold)
+
+
+@dataclass(frozen=True)
+class MosaicJob:
+    """One mosaic to make: consecutive slices of one datatake."""
+
+    mosaic_id: str
+    scenes: tuple[Scene, ...]
+
+
+@dataclass(frozen=True)
+class StageResult:
+    """A job's progress: the downloaded paths, then the mosaic (scored, then explained)."""
+
+    job: MosaicJob
+    paths: tuple[str, ...] = ()
+    mosaic: MosaicResult | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    ran_on: dict[str, str] = field(default_factory=dict)  # stage → "host:pid" that ran it
+
+    def timed(self, stage: str, t0: float, **changes) -> StageResult:
+        timings = {**self.timings, stage: round(time.perf_counter() - t0, 3)}
+        ran_on = {**self.ran_on, stage: f"{socket.gethostname()}:{os.getpid()}"}
+        return replace(self, timings=timings, ran_on=ran_on, **changes)
+
+    @property
+    def result(self) -> MosaicResult:
+        if self.mosaic is None:
+            raise RuntimeError(f"{self.job.mosaic_id}: the mosaic stage has not run")
+        return self.mosaic
+
+
+def start(job: MosaicJob) -> StageResult:
+    return StageResult(job=job)
+
+
+# --- download ----------------------------------------------------------------------------------
+
+
+def fetch(res: StageResult, ctx: RunContext) -> StageResult:
+    """Download (or locate) every product of the job."""
+    from scanner.sources import get_source
+
+    t0 = time.perf_counter()
+    source = get_source(ctx.source)
+    if not ctx.source.startswith(("demo", "local:")):  # those serve files where they lie
+        ctx.downloads_dir.mkdir(parents=True, exist_ok=True)
+    paths = tuple(str(source.download(scene, ctx.downloads_dir)) for scene in res.job.scenes)
+    return res.timed("download", t0, paths=paths)
+
+
+#: CDSE allows 4 connections per user, whatever the number of worker processes
+FETCH = Stage("download", fetch, gpu=False, max_concurrent=4)
+
+
+# --- mosaic ------------------------------------------------------------------------------------
+
+
+def make_mosaic(res: StageResult, ctx: RunContext) -> StageResult:
+    """The job's RGB mosaic COG at ``<out>/mosaics/<id>/<id>_rgb.tif`` (written atomically)."""
+    from scanner.mosaic import build_mosaic
+
+    t0 = time.perf_counter()
+    mid = res.job.mosaic_id
+    built = build_mosaic([Path(p) for p in res.paths], ctx.mosaic_dir(mid) / f"{mid}_rgb.tif",
+                         ctx.config.mosaic)  # fmt: skip
+    crs = built.crs.to_wkt() if hasattr(built.crs, "to_wkt") else str(built.crs)
+    mosaic = replace(
+        built,
+        mosaic_id=mid,
+        crs=crs,
+        shape=(int(built.shape[-2]), int(built.shape[-1])),
+        scenes=scene_records(res.job.scenes),
+        rasters={"rgb": str(built.path)},
+    )
+    return res.timed("mosaic", t0, mosaic=mosaic)
+
+
+MOSAIC = Stage("mosaic", make_mosaic)
+
+
+# --- windows + inference -----------------------------------------------------------------------
+
+
+def score(res: StageResult, ctx: RunContext) -> StageResult:
+    """Cut the mosaic into the model's windows and score every one (positive-class probability)."""
+    from scanner.infer import cached_model, open_valid_mask_reader, score_windows
+    from scanner.tiling import filter_windows, window_grid
+
+    t0 = time.perf_counter()
+    m = res.result
+    grid = window_grid(*m.shape, ctx.card, overlap=ctx.config.tiling.overlap)
+    mask = open_valid_mask_reader(m.path)
+    windows = tuple(filter_windows(grid, mask, ctx.config.tiling.max_nodata_fraction))
+    probs = np.zeros(0, np.float32)
+    if windows:
+        model = cached_model(ctx.model_path)
+        probs = np.asarray(
+            score_windows(model, m.path, list(windows), ctx.card, ctx.config.batch_size),
+            dtype=np.float32,
+        )
+    log.info("%s: %d windows scored", m.mosaic_id, len(windows))
+    return res.timed("inference", t0, mosaic=replace(m, windows=windows, probabilities=probs))
+
+
+SCORE = Stage("inference", score, gpu=True)
+
+
+# --- saliency + rasters ------------------------------------------------------------------------
+
+
+def explain(res: StageResult, ctx: RunContext) -> StageResult:
+    """The probability raster, and saliency rasters (Grad-CAM / IG) of the windows at or above
+    the threshold, as COGs beside the mosaic: ``<id>_probability.tif``, ``<id>_gradcam.tif``…"""
+    from scanner.infer import cached_model, read_valid_mask
+    from scanner.outputs.rasters import probability_raster, saliency_raster, write_float_cog
+    from scanner.saliency import explain_windows, select_for_explanation
+
+    t0 = time.perf_counter()
+    m, sal = res.result, ctx.config.saliency
+    h, w = m.shape
+    folder = ctx.mosaic_dir(m.mosaic_id)
+    valid = read_valid_mask(m.path)
+    transform = Affine(*tuple(m.transform)[:6])
+    tags = {"mosaic_id": m.mosaic_id, "run_id": ctx.run_id, "model": ctx.card.name}
+    windows, probs = list(m.windows), m.probabilities
+    rasters = dict(m.rasters)
+    prob = probability_raster(windows, probs, h, w, valid)
+    path = folder / f"{m.mosaic_id}_probability.tif"
+    write_float_cog(path, prob, transform=transform, crs=m.crs, name="probability", tags=tags)
+    rasters["probability"] = str(path)
+    del prob
+    if sal.methods:
+        floor = ctx.card.threshold if sal.min_probability is None else sal.min_probability
+        chosen, weights = select_for_explanation(windows, probs, floor)
+        maps = explain_windows(cached_model(ctx.model_path), m.path, chosen, ctx.card,
+                               sal.methods, batch_size=sal.batch_size, ig_steps=sal.ig_steps)  # fmt: skip
+        for method in sal.methods:
+            weighted = weights if sal.weight == "probability" else None
+            raster = saliency_raster(chosen, maps[method], h, w, weights=weighted, valid=valid)
+            path = folder / f"{m.mosaic_id}_{method}.tif"
+            write_float_cog(path, raster, transform=transform, crs=m.crs, name=method, tags=tags)
+            rasters[method] = str(path)
+    return res.timed("saliency", t0, mosaic=replace(m, rasters=rasters))
+
+
+EXPLAIN = Stage("saliency", explain, gpu=True)
+
+#: the chain every mosaic goes through, in order
+STAGES: tuple[Stage, ...] = (FETCH, MOSAIC, SCORE, EXPLAIN)
+
+
+def run_stages(job: MosaicJob, ctx: RunContext) -> StageResult:
+    """All stages of one job in this process, without a runner (benchmarks, debugging)."""
+    res = start(job)
+    for stage in STAGES:
+        res = stage.func(res, ctx)
+    return res

@@ -1,0 +1,152 @@
+"""What a scan did, as one value: counts, top detections, failures, outputs, timings.
+
+The publisher adds each finished (or failed) mosaic with :meth:`ScanSummary.add_mosaic` /
+:meth:`ScanSummary.add_failure`; summaries of several runs merge with :meth:`merge`. Rendering
+(text, JSON) belongs to the command line: :meth:`to_dict` gives the JSON-ready structure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+TOP_N = 5
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One window at or above the threshold, for the summary (centre in lon/lat)."""
+
+    mosaic: str
+    window: str
+    probability: float
+    lon: float
+    lat: float
+
+
+@dataclass(frozen=True)
+class Failure:
+    mosaic: str
+    scenes: tuple[str, ...]
+    error: str
+
+
+@dataclass(frozen=True)
+class Counts:
+    found: int = 0
+    new: int = 0
+    processed: int = 0
+    failed: int = 0
+    skipped: int = 0  # found, but already done or held by another run
+    mosaics: int = 0
+    windows: int = 0
+    detections: int = 0
+
+    def __add__(self, other: Counts) -> Counts:
+        return Counts(**{k: getattr(self, k) + getattr(other, k) for k in Counts.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class ScanSummary:
+    run_id: str
+    source: str
+    model: str
+    threshold: float
+    aoi: str = ""  # WKT
+    window: dict[str, datetime | None] = field(default_factory=dict)
+    counts: Counts = Counts()
+    top_detections: tuple[Detection, ...] = ()
+    failures: tuple[Failure, ...] = ()
+    outputs: dict[str, Any] = field(default_factory=dict)
+    mosaic_dirs: frozenset[str] = frozenset()
+    cluster: dict[str, Any] = field(default_factory=dict)
+    placement: dict[str, dict[str, str]] = field(default_factory=dict)  # mosaic → stage → host
+    timings: dict[str, float] = field(default_factory=dict)  # stage → seconds, all mosaics
+    skipped_by_source: dict[str, int] = field(default_factory=dict)  # reason → count
+    seconds: float = 0.0
+    started: datetime | None = None
+    finished: datetime | None = None
+
+    @property
+    def status(self) -> str:
+        return "partial" if self.counts.failed else "ok"
+
+    def add_mosaic(
+        self,
+        mosaic_id: str,
+        n_scenes: int,
+        n_windows: int,
+        detections: list[Detection],
+        mosaic_dir: str,
+        ran_on: dict[str, str],
+        timings: dict[str, float],
+    ) -> ScanSummary:
+        """This summary with one more published mosaic."""
+        more = Counts(processed=n_scenes, windows=n_windows, detections=len(detections))
+        return replace(
+            self,
+            counts=self.counts + more,
+            top_detections=_top(self.top_detections + tuple(detections)),
+            mosaic_dirs=self.mosaic_dirs | {mosaic_dir},
+            placement={**self.placement, mosaic_id: dict(ran_on)},
+            timings=_add_timings(self.timings, timings),
+        )
+
+    def add_failure(self, failure: Failure) -> ScanSummary:
+        return replace(
+            self,
+            counts=self.counts + Counts(failed=len(failure.scenes)),
+            failures=self.failures + (failure,),
+        )
+
+    def merge(self, other: ScanSummary) -> ScanSummary:
+        """Two runs' summaries as one (e.g. a night scanned in two areas): counts and timings
+        add up, detections and failures join; identity fields are this one's."""
+        return replace(
+            self,
+            counts=self.counts + other.counts,
+            top_detections=_top(self.top_detections + other.top_detections),
+            failures=self.failures + other.failures,
+            mosaic_dirs=self.mosaic_dirs | other.mosaic_dirs,
+            placement={**self.placement, **other.placement},
+            timings=_add_timings(self.timings, other.timings),
+            skipped_by_source=_add_timings(self.skipped_by_source, other.skipped_by_source),
+            seconds=round(self.seconds + other.seconds, 2),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-ready structure printed by ``scan --json`` (datetimes stay datetimes)."""
+        return {
+            "run_id": self.run_id,
+            "source": self.source,
+            "aoi": self.aoi,
+            "window": dict(self.window),
+            "model": self.model,
+            "threshold": self.threshold,
+            "status": self.status,
+            "counts": {k: getattr(self.counts, k) for k in Counts.__dataclass_fields__},
+            "skipped_by_source": dict(self.skipped_by_source),
+            "top_detections": [d.__dict__.copy() for d in self.top_detections],
+            "failures": [
+                {"mosaic": f.mosaic, "scenes": list(f.scenes), "error": f.error}
+                for f in self.failures
+            ],
+            "outputs": {**self.outputs, "mosaics": sorted(self.mosaic_dirs)},
+            "cluster": {**self.cluster, "placement": self.placement},
+            "timings": dict(self.timings),
+            "seconds": self.seconds,
+            "started": self.started,
+            "finished": self.finished,
+        }
+
+
+def _top(detections: tuple[Detection, ...]) -> tuple[Detection, ...]:
+    return tuple(sorted(detections, key=lambda d: -d.probability)[:TOP_N])
+
+
+def _add_timings(a: dict, b: dict) -> dict:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = round(out.get(k, 0) + v, 3)
+    return out
