@@ -11,14 +11,15 @@ from polarscan.common.rgb import RGBRecipe
 
 
 class MosaicConfig(StrictModel):
-    """How Sentinel-1 EW products become an RGB mosaic the model understands.
+    """How Sentinel-1 EW and IW products become an RGB mosaic the model understands.
 
-    Defaults follow the domain brief (§2, §5): EPSG:3413 at 500 m, R = G = HV dB, B = HH dB.
+    Defaults follow the domain brief (§2, §5): EPSG:3413 at 500 m, R = G = cross-pol dB (HV or
+    VH), B = co-pol dB (HH or VV), dB windows per mode (``rgb.windows``).
     """
 
     crs: str = Field("EPSG:3413", description="target CRS (any pyproj-readable string)")
     resolution_m: float = Field(500.0, gt=0, description="output pixel size in CRS units (m)")
-    rgb: RGBRecipe = Field(default_factory=RGBRecipe, description="dB windows and band order")
+    rgb: RGBRecipe = Field(default_factory=RGBRecipe, description="band roles, dB windows per mode")
     resampling: Literal["bilinear", "nearest"] = Field(
         "bilinear", description="how block-averaged sigma0 is sampled: bilinear on dB, or nearest"
     )
