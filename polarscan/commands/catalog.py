@@ -63,9 +63,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--forget", nargs="+", metavar="ID", help="delete these scenes from the record"
     )
     act.add_argument(
+        "--skip", nargs="+", metavar="ID", help="never process these scenes (needs --reason)"
+    )
+    act.add_argument(
         "--clear-lock", action="store_true", help="remove the scan lock left by a dead run"
     )
     act.add_argument("--runs", action="store_true", help="list recent scan runs instead of scenes")
+    p.add_argument("--reason", metavar="TEXT", help="why the scenes are skipped (with --skip)")
     p.set_defaults(func=run)
 
 
@@ -104,6 +108,11 @@ def run(args: argparse.Namespace) -> int:
             print(f"re-queued {len(rows)} scene(s); the next scan retries them", file=say)
             _print(rows, args.json)
             return 0
+        if args.skip:
+            rows = rec.skip(args.skip, args.reason or "")
+            print(f"skipped {len(rows)} scene(s); no scan takes them until re-queued", file=say)
+            _print(rows, args.json)
+            return 0
         if args.forget:
             rows = rec.forget(args.forget)
             print(f"forgot {len(rows)} scene(s); the next search finds them again", file=say)
@@ -132,20 +141,23 @@ def run(args: argparse.Namespace) -> int:
         if args.json:
             print_json([r.as_dict() for r in rows], indent=1)
         else:
-            _print(rows, False)
+            _print(rows, False, rec.claimed())
             counts = rec.counts()
             total = ", ".join(f"{k} {v}" for k, v in counts.items() if v)
             print(f"{len(rows)} scene(s) listed; record: {total or 'empty'}", file=sys.stderr)
     return 0
 
 
-def _print(rows: list, as_json: bool) -> None:
+def _print(rows: list, as_json: bool, claimed: dict[str, str] | None = None) -> None:
+    """Rows as JSON or one line each; ``claimed`` (scene id → run id) marks scenes a run holds."""
     if as_json:
         print_json([r.as_dict() for r in rows], indent=1)
         return
     for r in rows:
         why = r.last_error if r.status == "failed" else (r.reason or "")
         why = (why or "").replace("\n", " ")
+        if claimed and r.id in claimed:
+            why = f"[held by run {claimed[r.id]}] {why}".strip()
         print(
             f"{r.start:%Y-%m-%dT%H:%M:%S}  {r.status:<10} {r.attempts}  {r.source:<5} {r.id}  "
             f"{r.name}" + (f"  {why[:120]}" if why else "")

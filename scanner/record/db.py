@@ -143,7 +143,8 @@ def translate_errors(path: Path) -> Iterator[None]:
         if "unable to open" in msg or "readonly" in msg or "read-only" in msg:
             raise UsageError(
                 f"cannot open the scan record {path} for writing ({err})",
-                "check that --out is a writable folder on a local disk",
+                "check that the output folder is writable and on a local disk",
+                key="out",
             ) from None
         if "no such table" in msg or "no such column" in msg:
             raise _corrupt(path, err) from None
@@ -160,10 +161,13 @@ def connect(path: Path, create: bool = True) -> sqlite3.Connection:
     if not create and not path.is_file():
         raise UsageError(
             f"no scan record at {path}",
-            "check --out (the record is <out>/record.sqlite, written by `polarscan scan`)",
+            "check the output folder (the record is <out>/record.sqlite, written by a scan)",
+            key="out",
         )
     if path.exists() and not path.is_file():
-        raise UsageError(f"the scan record {path} is not a file", "point --out at a scan folder")
+        raise UsageError(
+            f"the scan record {path} is not a file", "give the folder of a scan", key="out"
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     with translate_errors(path):
         conn = sqlite3.connect(
@@ -176,7 +180,8 @@ def connect(path: Path, create: bool = True) -> sqlite3.Connection:
             if mode.lower() != "wal":  # e.g. a network file system without shared memory
                 raise UsageError(
                     f"the scan record {path} cannot use SQLite WAL mode (got {mode!r})",
-                    "put --out on a local disk (SQLite WAL needs shared memory)",
+                    "put the output folder on a local disk (SQLite WAL needs shared memory)",
+                    key="out",
                 )
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("PRAGMA foreign_keys = ON")
@@ -185,7 +190,8 @@ def connect(path: Path, create: bool = True) -> sqlite3.Connection:
                 raise UsageError(
                     f"the scan record {path} has schema version {version}, newer than this "
                     f"polarscan understands ({SCHEMA_VERSION})",
-                    "upgrade polarscan, or use a different --out",
+                    "upgrade polarscan, or use another output folder",
+                    key="out",
                 )
             if version < SCHEMA_VERSION:
                 conn.execute("BEGIN IMMEDIATE")

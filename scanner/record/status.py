@@ -9,7 +9,7 @@ from enum import StrEnum
 class SceneStatus(StrEnum):
     """Where a scene stands. A scan sets FOUND (search), DOWNLOADED (its product is on disk),
     PROCESSED or FAILED (with the error; retried while attempts are left). SKIPPED (with a
-    reason) is an operator's decision (``catalog --skip``): the scene is never claimed again."""
+    reason) is an operator's decision (the ``catalog`` command): the scene is never claimed again."""
 
     FOUND = "found"
     DOWNLOADED = "downloaded"

@@ -292,6 +292,18 @@ class Record:
             ]
         return [SceneRow.from_row(r) for r in fresh]
 
+    def skip(self, ids: Iterable[str], reason: str) -> list[SceneRow]:
+        """Mark scenes SKIPPED with ``reason`` (an operator's decision, e.g. a product that
+        always crashes the reader): no scan claims them again until they are re-queued.
+        Unknown ids change nothing and raise UsageError."""
+        if not reason.strip():
+            raise UsageError("skipping scenes needs a reason", "say why, for the record", key="reason")
+        with self.write() as conn:
+            rows = _rows_by_ids(conn, list(ids), self.path)
+        return [
+            self.mark(r["id"], SceneStatus.SKIPPED, reason=reason, source=r["source"]) for r in rows
+        ]
+
     def forget(self, ids: Iterable[str]) -> list[SceneRow]:
         """Delete scenes from the record (the next search finds them as new). Unknown ids
         change nothing and raise UsageError."""

@@ -86,11 +86,9 @@ def prepare_out(out_dir: Path) -> Path:
 def load_card(model_path: Path, config: ScanConfig):
     """Load the model once here (validates the file) and read its card, with the threshold."""
     from scanner.infer import cached_model
-    from training.card import read_card
-    from training.model import model_geometry
+    from training.card import model_card
 
-    size, crop = model_geometry(cached_model(str(model_path)))
-    card = read_card(model_path, size, crop)
+    card = model_card(model_path, cached_model(str(model_path)))
     if config.threshold is not None:
         card = card.model_copy(update={"threshold": config.threshold})
     return card
@@ -231,10 +229,9 @@ def _finished(summary: ScanSummary, facts: dict[str, Any], t0: float) -> ScanSum
 
 
 def _skip_counts(source: Any) -> dict[str, int]:
-    """What the source's last search skipped, by reason (sources that count it)."""
-    stats = getattr(source, "last_search_stats", None)
-    skipped = getattr(stats, "skipped", None)
-    return dict(skipped) if isinstance(skipped, dict) else {}
+    """What the source's last search skipped, by reason (foreign product, COG twin merged…)."""
+    stats = source.last_search_stats
+    return {} if stats is None else {k: v for k, v in stats.skipped.items() if v}
 
 
 def _close_run(rec, run_id: str) -> None:

@@ -194,12 +194,14 @@ def _connect(spec: ClusterSpec):
         except (OSError, TimeoutError) as err:
             raise UsageError(
                 f"the dask scheduler at {spec.scheduler} does not answer ({err})",
-                "start it (`dask scheduler`) and its workers, or drop --scheduler to run locally",
+                "start it (`dask scheduler`) and its workers, or unset the scheduler to run locally",
+                key="scheduler",
             ) from None
         except ValueError as err:  # e.g. a port that is not a number, an unknown scheme
             raise UsageError(
                 f"{spec.scheduler} is not a dask scheduler address ({err})",
-                "pass --scheduler tcp://HOST:PORT",
+                "give the address as tcp://HOST:PORT",
+                key="scheduler",
             ) from None
         return client, None
     n = max(1, int(spec.workers))

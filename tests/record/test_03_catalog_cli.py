@@ -132,3 +132,27 @@ def test_corrupt_record_via_real_entry_point(tmp_path, repo_root):
     assert str(bad) in proc.stderr and f"mv {bad} {bad}.broken" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert bad.read_bytes() == before  # untouched
+
+
+def test_skip_needs_a_reason_and_keeps_scans_away(out, capsys):
+    sid = make_scene(4).id
+    code, _, stderr = _run(capsys, "--out", str(out), "--skip", sid)
+    assert code == 2 and "reason" in stderr
+    with Record.open(out) as rec:
+        assert rec.get(sid).status == "found"  # nothing changed
+    code, stdout, _ = _run(capsys, "--out", str(out), "--skip", sid, "--reason", "crashes GDAL",
+                           "--json")  # fmt: skip
+    assert code == 0 and json.loads(stdout)[0]["status"] == "skipped"
+    with Record.open(out) as rec:
+        assert rec.get(sid).reason == "crashes GDAL"
+        assert sid not in {r.id for r in rec.pending()}
+        assert rec.claim([sid], "run-x") == []  # final: never claimed again
+
+
+def test_listing_shows_which_run_holds_a_scene(out, capsys):
+    sid = make_scene(4).id
+    with Record.open(out) as rec:
+        assert rec.claim([sid], "run-night") == [sid]
+    code, stdout, _ = _run(capsys, "--out", str(out))
+    [line] = [ln for ln in stdout.splitlines() if sid in ln]
+    assert code == 0 and "held by run run-night" in line

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import re
 import sqlite3
-from dataclasses import replace
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import numpy as np
@@ -16,8 +16,8 @@ from rasterio.transform import from_origin
 from shapely.geometry import box
 
 from polarscan.common.errors import ProcessingError, UsageError
-from scanner.outputs import gpkg as gpkg_mod
 from scanner.mosaic.result import MosaicResult, Provenance, SceneRecord
+from scanner.outputs import gpkg as gpkg_mod
 from scanner.outputs.gpkg import read_layer, write_results
 from scanner.outputs.styles import STYLE_NAME
 from scanner.tiling import window_grid
