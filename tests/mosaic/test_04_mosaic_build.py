@@ -58,6 +58,8 @@ def test_cog_grid_bands_and_tags(single):
     assert RGBRecipe(**json.loads(tags["rgb_recipe"])) == FAST.rgb
     assert tags["crs"] == "EPSG:3413" and tags["resolution_m"] == "2000"
     assert tags["resampling"] == "bilinear" and tags["block_px"] == "3"
+    assert (tags["mode"], tags["polarisations"]) == ("EW", "HH+HV")
+    assert (single.mode, single.polarisations) == ("EW", ("HH", "HV"))
     assert tags["software"].startswith("polarscan")
     assert (tags["mission"], tags["abs_orbit"], tags["datatake_id"]) == ("S1A", "46117", "058549")
 
