@@ -1,0 +1,295 @@
+"""GPU inference throughput of the classifier, and how the scan scales over CPU dask workers.
+
+1. Windows/s of ``training.model.build_model(input, crop)`` (800→512 and 1536→1024) per batch size
+   (8…128), in fp32 and mixed precision (``keras.mixed_precision``: ``mixed_bfloat16``,
+   ``mixed_float16``), with and without XLA (``model.compile(jit_compile=…)``), and the largest
+   difference of the positive-class probability from fp32 on the same inputs. Inputs are random
+   0–255 float32 images in host memory, so the host→device copy of every batch is counted, as in
+   a scan. Weights are random (seeded): speed does not depend on them.
+2. Scenes/hour of the real ``scan`` command over 1, 2, 4, 8 dask CPU workers on scale-reduced
+   synthetic products (``bench_scan.write_products`` and ``bench_scan._scan``), with the parallel
+   efficiency against 1 worker. The GPU is hidden from the workers (``CUDA_VISIBLE_DEVICES=``,
+   ``JAX_PLATFORMS=cpu``) so they are CPU workers.
+
+Any Keras backend: ``KERAS_BACKEND=jax`` or ``torch`` (no TensorFlow needed) or ``tensorflow``.
+
+    KERAS_BACKEND=jax .venv/bin/python benchmarks/bench_gpu.py            # everything
+    .venv/bin/python benchmarks/bench_gpu.py --no-scan                      # inference only
+    .venv/bin/python benchmarks/bench_gpu.py --quick                        # CPU smoke run (s)
+
+``--quick`` shrinks it to a tiny model (64→32), batch 2, two timed batches, one timing, and no
+scan scaling (add ``--workers 1,2`` for it); every precision and XLA mode still runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+for p in (REPO, HERE):
+    if str(p) not in sys.path:
+        sys.path.insert(0, str(p))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+POLICIES = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
+
+
+@dataclass(frozen=True)
+class Row:
+    model: str
+    precision: str
+    xla: str
+    batch: int
+    windows_per_s: float | None  # None: the configuration failed (error says why)
+    max_diff: float | None
+    error: str = ""
+
+
+def _ints(text: str) -> list[int]:
+    return [int(v) for v in text.split(",") if v.strip()]
+
+
+def _sizes(text: str) -> list[tuple[int, int]]:
+    out = []
+    for item in text.split(","):
+        size, crop = item.split("-")
+        out.append((int(size), int(crop)))
+    return out
+
+
+def describe_device() -> tuple[str, bool]:
+    """(backend and devices in words, whether a GPU is visible to the backend)."""
+    import keras
+
+    backend = keras.backend.backend()
+    gpus: list[str] = []
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        gpus = [d.name for d in tf.config.list_physical_devices("GPU")]
+    elif backend == "jax":
+        import jax
+
+        gpus = [str(d) for d in jax.devices() if d.platform == "gpu"]
+    elif backend == "torch":
+        import torch
+
+        if torch.cuda.is_available():
+            gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    where = ", ".join(gpus) if gpus else "CPU only"
+    return f"backend {backend} (keras {keras.__version__}); devices: {where}", bool(gpus)
+
+
+def _positive(probs) -> np.ndarray:
+    return np.asarray(probs, dtype=np.float32)[:, 1]
+
+
+def _build(size: int, crop: int, policy: str, weights):
+    import keras
+
+    from training.model import build_model
+
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        model = build_model(size, crop, augment=False)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    if weights is not None:
+        model.set_weights(weights)
+    return model
+
+
+def time_model(model, data, n_batches: int, repeats: int) -> float:
+    """Windows/s of ``predict_on_batch`` over ``n_batches`` batches (best of ``repeats``), after
+    one warm-up call (which compiles); each result is pulled to the host."""
+    np.asarray(model.predict_on_batch(data))  # warm-up / compile
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(n_batches):
+            np.asarray(model.predict_on_batch(data))
+        best = min(best, time.perf_counter() - t0)
+    return len(data) * n_batches / best
+
+
+def bench_inference(
+    sizes: list[tuple[int, int]],
+    batches: list[int],
+    precisions: list[str],
+    xla_modes: list[bool],
+    n_batches: int,
+    repeats: int,
+    print_row=None,
+) -> list[Row]:
+    import keras
+
+    rows: list[Row] = []
+    for size, crop in sizes:
+        name = f"{size}-{crop}"
+        keras.utils.set_random_seed(0)
+        reference = _build(size, crop, "float32", None)
+        reference.compile(jit_compile="auto")
+        weights = reference.get_weights()
+        rng = np.random.default_rng(0)
+        inputs = {
+            b: rng.uniform(0, 255, size=(b, size, size, 3)).astype(np.float32) for b in batches
+        }
+        ref_p = {b: _positive(reference.predict_on_batch(x)) for b, x in inputs.items()}
+        del reference
+        for precision in precisions:
+            for xla in xla_modes:
+                model = _build(size, crop, POLICIES[precision], weights)
+                model.compile(jit_compile=xla)
+                for b in batches:
+                    try:
+                        diff = float(
+                            np.max(np.abs(_positive(model.predict_on_batch(inputs[b])) - ref_p[b]))
+                        )
+                        rate = time_model(model, inputs[b], n_batches, repeats)
+                        row = Row(name, precision, "on" if xla else "off", b, rate, diff)
+                    except Exception as err:  # OOM, an op without a kernel for the dtype, …
+                        msg = f"{type(err).__name__}: {str(err).splitlines()[0][:80]}"
+                        row = Row(name, precision, "on" if xla else "off", b, None, None, msg)
+                    rows.append(row)
+                    if print_row:
+                        print_row(row)
+                del model
+                keras.backend.clear_session()
+    return rows
+
+
+HEADER = f"{'model':>10} {'precision':>9} {'xla':>3} {'batch':>5} {'windows/s':>10} {'max|dp|':>9}"
+
+
+def format_row(row: Row) -> str:
+    if row.windows_per_s is None:
+        return f"{row.model:>10} {row.precision:>9} {row.xla:>3} {row.batch:>5} {'failed':>10} {'':>9}  {row.error}"
+    return (
+        f"{row.model:>10} {row.precision:>9} {row.xla:>3} {row.batch:>5} "
+        f"{row.windows_per_s:>10.1f} {row.max_diff:>9.2e}"
+    )
+
+
+def efficiency(walls: dict[int, float], n_scenes: int) -> list[tuple[int, float, float, float]]:
+    """(workers, wall s, scenes/hour, efficiency vs 1 worker) per worker count.
+
+    Efficiency is (rate_N / rate_1) / N; without a 1-worker run it is against the smallest."""
+    base_n = min(walls)
+    base_rate = n_scenes * 3600 / walls[base_n] / base_n
+    out = []
+    for n in sorted(walls):
+        rate = n_scenes * 3600 / walls[n]
+        out.append((n, walls[n], rate, rate / (base_rate * n)))
+    return out
+
+
+def bench_scan_scaling(workers: list[int], n_products: int, scale: float, tmp: Path) -> int:
+    """Scenes/hour of the real scan over ``workers`` dask CPU workers; prints a table."""
+    from bench_scan import _scan, write_products
+
+    from polarscan.resources import demo_model
+
+    model = demo_model()
+    if not model.is_file():
+        print(f"scan scaling skipped: the demo weights {model} are missing")
+        return 1
+    # the workers are spawned processes: they inherit these and see no GPU
+    os.environ["CUDA_VISIBLE_DEVICES"] = ""
+    os.environ["JAX_PLATFORMS"] = "cpu"
+    t0 = time.perf_counter()
+    write_products(tmp / "products", n_products, scale)
+    print(
+        f"\n{n_products} synthetic products (scale {scale}) written in "
+        f"{time.perf_counter() - t0:.1f} s (not counted)"
+    )
+    base = [
+        "scan", "--source", f"local:{tmp / 'products'}", "--bbox", "70", "75", "110", "84",
+        "--since", "2000-01-01", "--model", str(model), "--json", "--no-progress",
+    ]  # fmt: skip
+    walls: dict[int, float] = {}
+    failed = 0
+    for n in workers:
+        rc, summary, wall = _scan([*base, "--workers", str(n), "--out", str(tmp / f"out-{n}")])
+        counts = (summary or {}).get("counts", {})
+        if rc != 0 or counts.get("processed") != n_products:
+            print(f"{n} worker(s): FAILED (exit {rc}, counts {counts})")
+            failed += 1
+            continue
+        walls[n] = wall
+    if walls:
+        print(f"{'workers':>7} {'wall s':>8} {'scenes/hour':>11} {'efficiency':>10}")
+        for n, wall, rate, eff in efficiency(walls, n_products):
+            print(f"{n:>7} {wall:>8.1f} {rate:>11.1f} {eff:>10.2f}")
+    return 1 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="tiny sizes and few batches (CPU smoke)")
+    ap.add_argument("--sizes", help="input-crop pairs (default 800-512,1536-1024)")
+    ap.add_argument("--batches", help="batch sizes (default 8,16,32,64,128)")
+    ap.add_argument("--precisions", default="fp32,bf16,fp16", help="of fp32,bf16,fp16")
+    ap.add_argument("--xla", choices=["both", "on", "off"], default="both")
+    ap.add_argument("--n-batches", type=int, help="timed batches per measurement (default 10)")
+    ap.add_argument("--repeats", type=int, help="best of this many timings (default 3)")
+    ap.add_argument("--no-scan", action="store_true", help="skip the dask scan scaling")
+    ap.add_argument("--workers", help="dask CPU worker counts for the scan (default 1,2,4,8)")
+    ap.add_argument("--products", type=int, default=16, help="synthetic products for the scan")
+    ap.add_argument("--scale", type=float, default=0.25, help="their grid scale")
+    args = ap.parse_args(argv)
+
+    q = args.quick
+    sizes = _sizes(args.sizes or ("64-32" if q else "800-512,1536-1024"))
+    batches = _ints(args.batches or ("2" if q else "8,16,32,64,128"))
+    precisions = [p.strip() for p in args.precisions.split(",") if p.strip()]
+    unknown = sorted(set(precisions) - set(POLICIES))
+    if unknown:
+        ap.error(f"--precisions: unknown {', '.join(unknown)} (use {', '.join(POLICIES)})")
+    xla_modes = {"both": [False, True], "on": [True], "off": [False]}[args.xla]
+    n_batches = args.n_batches or (2 if q else 10)
+    repeats = args.repeats or (1 if q else 3)
+    workers = _ints(args.workers) if args.workers else ([] if q else [1, 2, 4, 8])
+    if args.no_scan:
+        workers = []
+
+    from polarscan.common.tfquiet import import_tensorflow_quietly
+
+    import_tensorflow_quietly()  # no-op unless the backend is TensorFlow
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)  # retracing notes: a model per row
+    device, has_gpu = describe_device()
+    print(device)
+    if not has_gpu:
+        print("no GPU visible: these are CPU figures")
+    print(
+        f"windows/s: predict_on_batch on host float32 inputs, {n_batches} batches, best of "
+        f"{repeats}; max|dp|: largest |p - p_fp32| of the positive class on the same inputs"
+    )
+    print(HEADER)
+    bench_inference(
+        sizes,
+        batches,
+        precisions,
+        xla_modes,
+        n_batches,
+        repeats,
+        print_row=lambda r: print(format_row(r), flush=True),
+    )
+    rc = 0
+    if workers:
+        with tempfile.TemporaryDirectory() as tmp:
+            rc = bench_scan_scaling(workers, args.products, args.scale, Path(tmp))
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())
