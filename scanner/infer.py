@@ -18,6 +18,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -38,7 +39,7 @@ class RGBCogInfo:
     height: int
     width: int
     transform: object  # affine.Affine
-    crs: object  # rasterio CRS
+    crs: Any  # rasterio CRS
 
     @property
     def crs_wkt(self) -> str:
@@ -175,6 +176,7 @@ class _BandReader:
         if key != self.key:
             self.band = read_window(self.src, w.row, c0, w.size, c1 - c0)
             self.key, self.col0 = key, c0
+        assert self.band is not None  # read above on the first call
         return self.band[:, w.col - self.col0 : w.col - self.col0 + w.size]
 
 

@@ -131,6 +131,7 @@ def explain_windows(
         x = batch.astype(np.float32)
         m = len(chunk)
         if "gradcam" in methods:
+            assert layer is not None  # chosen above whenever gradcam is asked for
             out["gradcam"][i : i + m] = gradcam(model, x, layer=layer, batch_size=batch_size)
         if "ig" in methods:
             attr = integrated_gradients(model, x, steps=ig_steps, batch_size=32)

@@ -96,8 +96,10 @@ def chunk_size(model, batch_size: int, total: int) -> int:
 
 # --------------------------------------------------------------------------- layers
 
-_CONV_TYPES = ("Conv1D", "Conv2D", "Conv3D", "SeparableConv1D", "SeparableConv2D")
-_CONV_TYPES += ("DepthwiseConv1D", "DepthwiseConv2D", "Conv2DTranspose", "Conv3DTranspose")
+_CONV_TYPES: tuple[str, ...] = (
+    "Conv1D", "Conv2D", "Conv3D", "SeparableConv1D", "SeparableConv2D",
+    "DepthwiseConv1D", "DepthwiseConv2D", "Conv2DTranspose", "Conv3DTranspose",
+)  # fmt: skip
 
 
 def _is_conv(layer) -> bool:

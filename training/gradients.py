@@ -119,7 +119,7 @@ def _make_input_step(model, class_index: int) -> Callable:
 
     grad = jax.jit(jax.grad(score, has_aux=True))
 
-    def step(x):
+    def step(x):  # type: ignore[no-redef]  # one step per backend, chosen above
         grads, probs = grad(x, [v.value for v in variables])
         return probs, grads
 
@@ -155,7 +155,7 @@ def _make_activation_step(probe_model, eps, class_index: int) -> Callable:
     grad = jax.jit(jax.grad(score, has_aux=True))
     zeros = jnp.zeros(tuple(eps.shape), dtype="float32")
 
-    def step(x):
+    def step(x):  # type: ignore[no-redef]  # one step per backend, chosen above
         grads, (acts, probs) = grad(zeros, x, [v.value for v in variables])
         return acts, grads, probs
 

@@ -150,6 +150,7 @@ def legacy_geometry(model_config: dict, source: str | Path = "model") -> tuple[i
             f"{EXPECTED_BN} BatchNormalization layers and Dense(2)",
         )
     crop = int(crops[0]["height"])
+    assert size is not None  # a missing input is one of the problems raised above
     if not 32 <= crop <= size:
         raise UsageError(
             f"{source} has CenterCrop {crop} for input {size}", "expected 32 <= crop <= input"

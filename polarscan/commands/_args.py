@@ -35,7 +35,9 @@ def date_type(flag: str) -> Callable[[str], datetime]:
     """``YYYY-MM-DD[THH:MM[:SS]]`` (naive = UTC, offsets converted) → aware UTC datetime."""
 
     def parse(text: str) -> datetime:
-        return parse_date(text, flag)  # type: ignore[return-value] - never None for a str
+        value = parse_date(text, flag)
+        assert value is not None  # parse_date returns None only for None
+        return value
 
     parse.__name__ = "date"
     return parse

@@ -231,7 +231,7 @@ def _start_state(part: Path, expected_size: int | None, checksum: tuple[str, str
         part.unlink()
         offset = 0
     hasher = new_hasher(checksum[0]) if checksum else None
-    if offset and hasher is not None:
+    if offset and checksum and hasher is not None:
         hash_file(part, checksum[0], hasher)
     return offset, hasher
 
@@ -446,7 +446,7 @@ def _decode_json(resp: requests.Response, url: str) -> Any:
         )
     try:
         return json.loads(text)
-    except ValueError as err:
+    except json.JSONDecodeError as err:
         raise ProcessingError(
             f"{shown} answered malformed JSON (HTTP {status}, {err.msg} at char {err.pos}): "
             f"{snippet}",

@@ -46,7 +46,9 @@ class BlockSampler:
         self.nb = (-(-shape[0] // block), -(-shape[1] // block))
         nb_l, nb_p = self.nb
         if method == "nearest":
-            self.flat = (np.rint(u).astype(np.intp) * nb_p + np.rint(v).astype(np.intp),)
+            self.flat: tuple[np.ndarray, ...] = (
+                np.rint(u).astype(np.intp) * nb_p + np.rint(v).astype(np.intp),
+            )
             return
         i0 = np.clip(np.floor(u).astype(np.intp), 0, max(nb_l - 2, 0))
         j0 = np.clip(np.floor(v).astype(np.intp), 0, max(nb_p - 2, 0))

@@ -73,6 +73,13 @@ class MosaicResult:
             )
 
     @property
+    def rgb_path(self) -> Path:
+        """The RGB COG (set by the mosaic stage)."""
+        if self.path is None:
+            raise UsageError(f"mosaic {self.mosaic_id} has no RGB file yet", "make the mosaic first")
+        return Path(self.path)
+
+    @property
     def max_probability(self) -> float:
         return float(np.max(self.probabilities)) if len(self.probabilities) else 0.0
 

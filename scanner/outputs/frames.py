@@ -4,7 +4,9 @@ Layers (all in the mosaic's CRS; the writer reprojects to the file's):
 - ``windows``: every scored window (crop footprint) with its probability and ``detected``;
 - ``detections``: the windows at or above the threshold (same columns, without ``detected``);
 - ``scenes``: scene footprints with the mosaic they went into and its highest probability;
-- ``runs``: one row per run (parameters, versions, counts, timings as JSON), no geometry.
+- ``runs``: one row per run (parameters, versions, counts, timings as JSON), no geometry;
+- ``polar_lows`` / ``polar_low_footprints`` / ``tracks``: the forecaster's layers
+  (:data:`FORECAST_SCHEMAS`, built in :mod:`scanner.outputs.gpkg_forecast`).
 
 An empty layer gets its schema from :data:`SCHEMAS`, never from a dummy row.
 """
@@ -50,6 +52,50 @@ SCHEMAS: dict[str, dict[str, str]] = {
         "run_id": "object",
     },
 }
+#: the forecaster's layers (:mod:`scanner.outputs.gpkg_forecast`), written beside the above
+FORECAST_SCHEMAS: dict[str, dict[str, str]] = {
+    "polar_lows": {
+        "polar_low_id": "object",
+        "track_id": "object",
+        "time": "datetime64[ms, UTC]",
+        "lat": "float64",
+        "lon": "float64",
+        "max_probability": "float64",
+        "mean_probability": "float64",
+        "n_windows": "int64",
+        "window_ids": "object",
+        "centre_method": "object",
+        "mosaic_id": "object",
+        "model_id": "object",
+        "run_id": "object",
+    },
+    "polar_low_footprints": {
+        "polar_low_id": "object",
+        "track_id": "object",
+        "time": "datetime64[ms, UTC]",
+        "max_probability": "float64",
+        "n_windows": "int64",
+        "mosaic_id": "object",
+        "run_id": "object",
+    },
+    "tracks": {
+        "track_id": "object",
+        "first_time": "datetime64[ms, UTC]",
+        "last_time": "datetime64[ms, UTC]",
+        "n_sightings": "int64",
+        "mean_speed_ms": "float64",
+        "heading_deg": "float64",
+        "distance_km": "float64",
+        "polar_low_ids": "object",
+        "max_probability": "float64",
+    },
+}
+SCHEMAS.update(FORECAST_SCHEMAS)
+FORECAST_GEOMETRY_TYPES = {
+    "polar_lows": "Point",
+    "polar_low_footprints": "MultiPolygon",
+    "tracks": "LineString",
+}
 GEOMETRY_TYPES = {"detections": "Polygon", "windows": "Polygon", "scenes": "MultiPolygon"}
 FEATURE_LAYERS = tuple(GEOMETRY_TYPES)
 RUN_COLUMNS = (
@@ -84,6 +130,9 @@ def _frame(layer: str, data: Mapping[str, Any], geoms: list, crs: Any):
         else:
             cols[name] = pd.Series(values, dtype=dtype)
     return gpd.GeoDataFrame(cols, geometry=gpd.GeoSeries(geoms, crs=crs), crs=crs)
+
+
+frame = _frame  # public name for the other layer builders (scanner.outputs.gpkg_forecast)
 
 
 def empty_frame(layer: str, crs: Any):
@@ -166,7 +215,7 @@ def runs_frame(run: Mapping[str, Any]):
     extra = {k: v for k, v in run.items() if k not in RUN_COLUMNS}
     row: dict[str, Any] = {}
     for col in RUN_COLUMNS:
-        v = extra if col == "extra" else run.get(col)
+        v: Any = extra if col == "extra" else run.get(col)
         if col in ("started", "finished"):
             row[col] = pd.to_datetime(pd.Series([v], dtype="object"), utc=True)
         elif col.startswith("n_"):

@@ -21,7 +21,7 @@ O(file size) per update, so callers should write all mosaics of a run in one cal
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,11 +46,14 @@ def write_results(
     results: Sequence[MosaicResult],
     provenance: Provenance | None = None,
     run: Mapping[str, Any] | None = None,
+    also: Sequence[Callable[[Path, Any], None]] = (),
 ) -> Path:
     """Add (or replace) the rows of ``results``' mosaics and the ``run`` record, atomically.
 
     Rows of a mosaic id already in the file are deleted first, so re-running a mosaic never
     duplicates it. The file's CRS is the first writer's; later mosaics are reprojected to it.
+    Each step in ``also`` runs on the working copy (with the file's CRS) inside the same
+    transaction, e.g. :func:`scanner.outputs.gpkg_forecast.forecast_update`.
     """
     if results and provenance is None:
         raise ValueError("write_results needs the provenance of the mosaics it writes")
@@ -58,6 +61,7 @@ def write_results(
     _check_writable(path)
     frames: dict[str, list] = {layer: [] for layer in FEATURE_LAYERS}
     for res in results:
+        assert provenance is not None  # checked above; for the type checker
         for layer, frame in mosaic_frames(res, provenance).items():
             frames[layer].append(frame)
     with writer_lock(path):
@@ -79,6 +83,8 @@ def write_results(
                         _append(tmp, frame, layer, GEOMETRY_TYPES[layer], create=not tmp.exists())
                 if run is not None:
                     _append(tmp, runs_frame(run), "runs", None, create=False)
+                for step in also:
+                    step(tmp, crs)
                 _append(tmp, _styles_frame(), "layer_styles", None, create=False)
                 gpkg_sql.normalise_datetimes(tmp)
                 gpkg_sql.quick_check(tmp)
@@ -124,6 +130,11 @@ def _append(path: Path, frame, layer: str, geometry_type: str | None, create: bo
     if layer == "layer_styles":
         kwargs["layer_options"] = {"FID": "id"}
     pyogrio.write_dataframe(frame, path, layer=layer, driver="GPKG", **kwargs)
+
+
+def append_layer(path: Path, frame, layer: str, geometry_type: str | None) -> None:
+    """Append ``frame`` to ``layer`` of an existing file (creating the layer if absent)."""
+    _append(path, frame, layer, geometry_type, create=False)
 
 
 def _layer_crs(path: Path) -> Any:

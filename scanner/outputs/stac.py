@@ -87,8 +87,8 @@ def build_item(m: MosaicResult, prov: Provenance, item_dir: Path):
         properties=props,
         stac_extensions=extensions,
     )
-    for key, p in m.rasters.items():
-        p = Path(p)
+    for key, value in m.rasters.items():
+        p = Path(value)
         if not p.exists():
             raise UsageError(f"asset '{key}' of {m.mosaic_id} not found: {p}", "write it first")
         title, roles = ASSET_KINDS.get(key, (key, ["data"]))

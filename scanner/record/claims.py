@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from polarscan.common.errors import UsageError
 from scanner.record.db import from_iso, iso, now_utc
-from scanner.record.status import FINAL
+from scanner.record.status import FINAL, RunStatus
 
 if TYPE_CHECKING:
     from scanner.record.store import Record
@@ -167,8 +167,15 @@ class RunLock:
         self.acquire()
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.release()
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc is None:
+            self.release()
+            return
+        try:  # never mask the error that ends the run (e.g. a full disk fails this write too)
+            self.release()
+        except Exception as err:  # noqa: BLE001
+            log.warning("could not release the scan lock of run %s: %s (the next run takes "
+                        "it over)", self.run_id, err)  # fmt: skip
 
     def acquire(self) -> None:
         rec = self.record
@@ -177,13 +184,13 @@ class RunLock:
             row = conn.execute("SELECT * FROM locks WHERE name = ?", (self.name,)).fetchone()
             if row is not None and row["run_id"] != self.run_id:
                 holder = Holder.from_row(row, "acquired_at")
-                if not holder.is_stale(now):
-                    raise UsageError(
-                        f"another scan holds the lock on {rec.path}: {holder.describe()}",
-                        f"wait for it to finish; if that process is dead, run "
-                        f"`polarscan catalog --out {rec.path.parent} --clear-lock`",
-                    )
+                refuse_if_live(holder, rec.path, now)
                 log.warning("taking over the stale scan lock of %s", holder.describe())
+                # its run died without closing itself in the record: say so
+                conn.execute(
+                    "UPDATE runs SET status = ?, finished = ? WHERE run_id = ? AND finished IS NULL",
+                    (RunStatus.ABANDONED.value, iso(now), holder.run_id),
+                )
             conn.execute(
                 "INSERT OR REPLACE INTO locks "
                 "(name, run_id, pid, proc_start, host, acquired_at, expires_at) "
@@ -217,6 +224,17 @@ class RunLock:
                 "DELETE FROM locks WHERE name = ? AND run_id = ?", (self.name, self.run_id)
             )
             conn.execute("DELETE FROM claims WHERE run_id = ?", (self.run_id,))
+
+
+def refuse_if_live(holder: Holder | None, path: Path, now: datetime) -> None:
+    """Raise :class:`UsageError` naming ``holder`` when it is a live run (not a stale lock)."""
+    if holder is None or holder.is_stale(now):
+        return
+    raise UsageError(
+        f"another scan holds the lock on {path}: {holder.describe()}",
+        f"wait for it to finish; if that process is dead, run "
+        f"`polarscan catalog --out {path.parent} --clear-lock`",
+    )
 
 
 def lock_holder(conn: sqlite3.Connection, name: str = RUN_LOCK) -> Holder | None:

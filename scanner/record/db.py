@@ -13,12 +13,14 @@ import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import overload
 
-from polarscan.common.errors import ProcessingError, UsageError
+from polarscan.common.errors import ProcessingError, UsageError, as_disk_full
 
 RECORD_NAME = "record.sqlite"
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 30_000
+WAL_PAGES = 16  # checkpoint the write-ahead log every 16 pages (64 KiB)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS scenes (
@@ -103,6 +105,10 @@ def now_utc() -> datetime:
     return datetime.now(UTC)
 
 
+@overload
+def iso(dt: datetime) -> str: ...
+@overload
+def iso(dt: None) -> None: ...
 def iso(dt: datetime | None) -> str | None:
     """Fixed-width ISO 8601 in UTC, so text order is time order (naive values are taken as UTC)."""
     if dt is None:
@@ -112,6 +118,10 @@ def iso(dt: datetime | None) -> str | None:
     return dt.astimezone(UTC).isoformat(timespec="microseconds")
 
 
+@overload
+def from_iso(text: str) -> datetime: ...
+@overload
+def from_iso(text: None) -> None: ...
 def from_iso(text: str | None) -> datetime | None:
     if text is None:
         return None
@@ -135,6 +145,9 @@ def translate_errors(path: Path) -> Iterator[None]:
         yield
     except sqlite3.OperationalError as err:
         msg = str(err).lower()
+        full = as_disk_full(err, path)
+        if full is not None:
+            raise full from None
         if "locked" in msg or "busy" in msg:
             raise ProcessingError(
                 f"the scan record {path} stayed locked for {BUSY_TIMEOUT_MS // 1000} s ({err})",
@@ -184,6 +197,10 @@ def connect(path: Path, create: bool = True) -> sqlite3.Connection:
                     key="out",
                 )
             conn.execute("PRAGMA synchronous = NORMAL")
+            # keep the write-ahead log small: checkpoint every WAL_PAGES pages and truncate the
+            # log back afterwards (the default lets it grow to 4 MB beside a 100 KB record)
+            conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_PAGES}")
+            conn.execute(f"PRAGMA journal_size_limit = {WAL_PAGES * 4096}")
             conn.execute("PRAGMA foreign_keys = ON")
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
@@ -227,7 +244,10 @@ def write_tx(conn: sqlite3.Connection, path: Path) -> Iterator[sqlite3.Connectio
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield conn
+            conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            # a failed COMMIT (disk full) may leave the transaction open: never leave it so
+            if conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
             raise
-        conn.execute("COMMIT")

@@ -20,12 +20,14 @@ class SceneStatus(StrEnum):
 
 class RunStatus(StrEnum):
     """How a run ended: RUNNING until then; OK, PARTIAL (some scenes failed), FAILED (the run
-    itself died), ABANDONED (its lock was cleared after its process died)."""
+    itself stopped on an error), INTERRUPTED (SIGTERM or Ctrl-C: its scenes were released),
+    ABANDONED (its process died without a word; the next run took its lock over)."""
 
     RUNNING = "running"
     OK = "ok"
     PARTIAL = "partial"
     FAILED = "failed"
+    INTERRUPTED = "interrupted"
     ABANDONED = "abandoned"
 
 

@@ -220,8 +220,10 @@ class Record:
         local_path: str | Path | None = None,
         run_id: str | None = None,
         source: str | None = None,
+        attempt: bool = True,
     ) -> SceneRow:
-        """Move a scene to ``status``. ``failed`` counts an attempt and keeps ``error``;
+        """Move a scene to ``status``. ``failed`` counts an attempt (unless ``attempt=False``:
+        a fault of the machine, such as a full disk, not of the scene) and keeps ``error``;
         ``skipped`` needs a ``reason``; ``processed`` stores ``outputs`` (JSON). A final or
         failed status releases the scene's claim."""
         status = _check_statuses([status])[0]
@@ -233,8 +235,9 @@ class Record:
         sets = ["status = ?", "updated_at = ?", "run_id = COALESCE(?, run_id)"]
         params: list[Any] = [status.value, now, run_id]
         if status == SceneStatus.FAILED:
-            sets += ["attempts = attempts + 1", "last_error = ?"]
-            params.append(error[:4000])
+            sets += ["attempts = attempts + 1" if attempt else "attempts = attempts",
+                     "last_error = ?"]  # fmt: skip
+            params.append((error or "")[:4000])
         if status == SceneStatus.PROCESSED:
             sets += ["outputs = ?", "reason = NULL"]
             params.append(json.dumps(outputs or {}, sort_keys=True, default=str))
@@ -275,7 +278,7 @@ class Record:
                 wanted = _check_statuses([status])[0]
                 rows = conn.execute("SELECT * FROM scenes WHERE status = ?", (wanted,)).fetchall()
             else:
-                rows = _rows_by_ids(conn, list(ids), self.path)
+                rows = _rows_by_ids(conn, list(ids or ()), self.path)
             for r in rows:
                 on_disk = r["local_path"] and Path(r["local_path"]).exists()
                 back = SceneStatus.DOWNLOADED if on_disk else SceneStatus.FOUND
@@ -340,7 +343,7 @@ class Record:
 
     def claimed(self, run_id: str | None = None) -> dict[str, str]:
         """scene id → run id of the current claims (of one run, or all)."""
-        sql, params = "SELECT scene_id, run_id FROM claims", ()
+        sql, params = "SELECT scene_id, run_id FROM claims", tuple[str, ...]()
         if run_id is not None:
             sql, params = sql + " WHERE run_id = ?", (run_id,)
         return {r["scene_id"]: r["run_id"] for r in self._read(sql, params)}

@@ -14,6 +14,7 @@ from pydantic import Field, field_validator
 from polarscan.common.config import StrictModel
 from polarscan.common.errors import UsageError
 from polarscan.resources import demo_model
+from scanner.forecast.config import NotifyConfig, TrackingConfig
 from scanner.mosaic.config import MosaicConfig
 from scanner.saliency import SaliencyConfig, parse_methods
 from scanner.tiling import TilingConfig
@@ -47,6 +48,8 @@ class ScanConfig(StrictModel):
     mosaic: MosaicConfig = Field(default_factory=MosaicConfig)
     tiling: TilingConfig = Field(default_factory=TilingConfig)
     saliency: SaliencyConfig = Field(default_factory=SaliencyConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    notify: NotifyConfig = Field(default_factory=NotifyConfig)
 
     @field_validator("saliency", mode="before")
     @classmethod

@@ -90,11 +90,16 @@ class Publisher:
     def publish_mosaic(self, mosaic: MosaicResult) -> dict[str, str]:
         """Add the mosaic's rows to ``detections.gpkg`` (replacing a previous run's) and its
         item to the STAC catalog."""
+        from scanner.forecast import find_polar_lows
         from scanner.outputs.gpkg import write_results
+        from scanner.outputs.gpkg_forecast import forecast_update
         from scanner.outputs.stac import write_stac
 
         prov = self.ctx.provenance
-        gpkg = write_results(gpkg_path(self.ctx.out_dir), [mosaic], prov)
+        # polar lows (merged detections) and their tracks, in the same GeoPackage transaction
+        lows = forecast_update(find_polar_lows(mosaic, prov), [mosaic.mosaic_id],
+                               self.ctx.config.tracking)  # fmt: skip
+        gpkg = write_results(gpkg_path(self.ctx.out_dir), [mosaic], prov, also=[lows])
         item = replace(mosaic, rasters={**mosaic.rasters, "detections": str(gpkg)})
         stac = write_stac(self.ctx.out_dir, [item], prov)
         return {"gpkg": str(gpkg), "stac": str(stac)}
@@ -124,6 +129,15 @@ class Publisher:
             write_results(gpkg_path(self.ctx.out_dir), [], self.ctx.provenance, run=run)
         except Exception as err:  # noqa: BLE001 - the run row is informative only
             log.warning("could not write the run to the GeoPackage: %s", err)
+        self.publish_morning()
+
+    def publish_morning(self) -> None:
+        """The forecaster's products of the run: QGIS project, report, notifications (each
+        informative: a failure is logged and recorded in the summary, never fails the run)."""
+        from scanner.outputs.morning import write_morning
+
+        done = write_morning(self.ctx.out_dir, self.summary, self.ctx.config)
+        self.summary = replace(self.summary, outputs={**self.summary.outputs, **done})
 
 
 def detection_summaries(mosaic: MosaicResult, indices) -> list[Detection]:

@@ -1,8 +1,11 @@
 """One scan run, end to end: check, search, record, group, run the stages, publish, summarise.
 
 Everything the user can get wrong is checked before any work starts, cheapest first and
-without creating anything (area, source and its credentials, output folder, model file,
-scheduler), then the model is loaded once to read its card. Then the run takes the record's
+without creating anything (area, source and its credentials, output folder, model file, its
+card, an existing record and its lock, scheduler); then the model is loaded once (its file and
+geometry checked) — all before the demo data is made, anything is downloaded or a worker
+starts. Faults of the machine (a full disk, SIGTERM, a killed worker) are listed with what the
+run does about each in docs/faults.md. Then the run takes the record's
 run lock, searches, claims the scenes that need work, groups them into mosaics (consecutive
 slices of a datatake) and hands the jobs to the :class:`~scanner.scan.runner.Runner`; the
 :class:`~scanner.scan.publish.Publisher` writes each finished mosaic as it arrives.
@@ -19,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from polarscan.common.atomic import sweep_leftovers
 from polarscan.common.errors import UsageError
 from scanner.scan.config import DEMO_MODEL, ScanConfig, fit_to_card
 from scanner.scan.publish import Publisher, gpkg_path
@@ -83,6 +87,30 @@ def prepare_out(out_dir: Path) -> Path:
     return out_dir
 
 
+def check_card_file(model_path: Path, config: ScanConfig) -> None:
+    """The model's card file, when there is one, is valid and agrees with the config: read as
+    text, before the model itself is loaded (its geometry is checked against the model then)."""
+    from polarscan.common.config import load_config
+    from training.card import ModelCard, card_path
+
+    path = card_path(model_path)
+    if path.is_file():
+        fit_to_card(config, load_config(ModelCard, path))
+
+
+def check_record(out_dir: Path) -> None:
+    """An existing record is readable, of a known schema, and not locked by a live run."""
+    from scanner.record import Record, record_path
+    from scanner.record.claims import refuse_if_live
+    from scanner.record.db import now_utc
+
+    path = record_path(out_dir)
+    if not path.exists() and not path.is_symlink():
+        return
+    with Record(path, create=False) as rec:
+        refuse_if_live(rec.lock_holder(), rec.path, now_utc())
+
+
 def load_card(model_path: Path, config: ScanConfig):
     """Load the model once here (validates the file) and read its card, with the threshold."""
     from scanner.infer import cached_model
@@ -134,11 +162,15 @@ def scan(request: ScanRequest, config: ScanConfig, *, progress: bool = True) -> 
     t0 = time.monotonic()
     started = datetime.now(UTC)
     kind = config.source.split(":", 1)[0]
-    aoi = resolve_aoi(request) if request.has_area else None
+    # Checks, cheapest first; none creates anything (no folder, no download, no demo data,
+    # no model in memory, no worker).
+    aoi = resolve_aoi(request) if request.has_area or kind != "demo" else None
     source = get_source(config.source)
     source.check_credentials()
     check_out(config.out_dir)
     model_path = resolve_model(config)
+    check_card_file(model_path, config)
+    check_record(config.out_dir)
     spec = ClusterSpec(
         sequential=config.sequential,
         workers=config.workers,
@@ -149,14 +181,15 @@ def scan(request: ScanRequest, config: ScanConfig, *, progress: bool = True) -> 
     run_id = new_run_id()
     with contextlib.ExitStack() as stack:
         runner = stack.enter_context(Runner(spec))  # a scheduler must answer before work
-        aoi = aoi or resolve_aoi(request, source, kind)
-        card = load_card(model_path, config)
+        card = load_card(model_path, config)  # the model file itself, and its geometry
         config = fit_to_card(config, card)
+        aoi = aoi or resolve_aoi(request, source, kind)  # the demo's data is made here
         out = prepare_out(config.out_dir)
         rec = stack.enter_context(Record.open(out))
         lock = stack.enter_context(rec.lock(run_id, config.claim_ttl_s))
+        sweep_leftovers(out)  # what a killed run left half-written (we hold the lock)
         rec.start_run(run_id, _parameters(request, config, aoi, model_path))
-        stack.callback(_close_run, rec, run_id)  # a run that dies says so in the record
+        stack.push(_run_closer(rec, run_id))  # a run that dies says so in the record
         begin, end, published_after = time_window(
             request, rec.watermark(source.name, aoi.key), kind
         )
@@ -205,7 +238,8 @@ def scan(request: ScanRequest, config: ScanConfig, *, progress: bool = True) -> 
                 progress=progress,
             )
         finally:
-            rec.release(run_id)
+            runner.close()  # no worker writes any more: release, then clear what is left
+            _release(rec, run_id, out)
         if stats.newest_published is not None:
             # Failed scenes stay pending in the record and are retried whatever the
             # watermark, so it may advance even when some scenes failed.
@@ -234,15 +268,47 @@ def _skip_counts(source: Any) -> dict[str, int]:
     return {} if stats is None else {k: v for k, v in stats.skipped.items() if v}
 
 
-def _close_run(rec, run_id: str) -> None:
-    """Mark the run failed if it ended without :meth:`finish_run` (an exception, Ctrl-C)."""
+def _run_closer(rec, run_id: str):
+    """An exit callback marking the run FAILED (an error) or INTERRUPTED (SIGTERM, Ctrl-C) if
+    it ended without :meth:`finish_run`."""
+
+    def close(exc_type, exc, tb) -> bool:
+        _close_run(rec, run_id, exc)
+        return False
+
+    return close
+
+
+def _close_run(rec, run_id: str, exc: BaseException | None = None) -> None:
     from scanner.record import RunStatus
 
+    interrupted = isinstance(exc, KeyboardInterrupt)
+    status = RunStatus.INTERRUPTED if interrupted else RunStatus.FAILED
     try:
         if any(r["run_id"] == run_id and not r["finished"] for r in rec.runs(limit=5)):
-            rec.finish_run(run_id, {}, status=RunStatus.FAILED)
+            counts = {} if exc is None else {"error": f"{type(exc).__name__}: {exc}"[:2000]}
+            rec.finish_run(run_id, counts, status=status)
+            if interrupted:
+                log.warning("run %s interrupted: the scenes in progress were released; the next "
+                            "run takes them up", run_id)  # fmt: skip
     except Exception as err:  # noqa: BLE001 - never mask the original error
         log.warning("could not close run %s in the record: %s", run_id, err)
+
+
+def _release(rec, run_id: str, out: Path) -> None:
+    """Give the run's claims back and remove temporaries that stopped workers left; on an
+    error path a failure here (a full disk) is logged, never raised over the original."""
+    import sys
+
+    failing = sys.exc_info()[1] is not None
+    try:
+        rec.release(run_id)
+    except Exception as err:  # noqa: BLE001
+        if not failing:
+            raise
+        log.warning("could not release the claims of run %s: %s (the next run takes them "
+                    "over)", run_id, err)  # fmt: skip
+    sweep_leftovers(out)
 
 
 def _parameters(request: ScanRequest, config: ScanConfig, aoi, model_path: Path) -> dict:

@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from polarscan.common.errors import UsageError
+from polarscan.common.errors import ProcessingError, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,10 @@ class ClusterSpec:
     connect_timeout_s: float = 10.0
     #: chains submitted at once (None: 4 per worker); more are submitted as chains finish
     max_in_flight: int | None = None
+    #: a LocalCluster reruns a task whose worker process died this many times before the
+    #: chain fails (one retry survives a stray kill; a product that crashes every worker
+    #: costs two worker restarts, not dask's default four)
+    worker_retries: int = 1
 
 
 Done = Callable[[Any, Any], None]  # (job, result)
@@ -88,6 +92,10 @@ class Runner:
         return self
 
     def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the workers (a LocalCluster) or disconnect (a scheduler); idempotent."""
         if self.client is not None:
             self.client.close()
         if self.cluster is not None:
@@ -204,6 +212,7 @@ def _connect(spec: ClusterSpec):
                 key="scheduler",
             ) from None
         return client, None
+    dask.config.set({"distributed.scheduler.allowed-failures": max(0, int(spec.worker_retries))})
     n = max(1, int(spec.workers))
     cores = os.cpu_count() or 1
     threads = max(1, cores // n)
@@ -303,7 +312,7 @@ def _run_dask(client, jobs, first_arg, stages, ctx, spec, key, hooks: _Hooks, pr
                 hooks.failed(job, err.stage, err.error)
         except Exception as err:  # noqa: BLE001 - e.g. a worker that died mid-task
             if final:
-                hooks.failed(job, "worker", err)
+                hooks.failed(job, *_worker_failure(err))
         else:
             if final:
                 hooks.done(job, result)
@@ -326,3 +335,23 @@ def _run_dask(client, jobs, first_arg, stages, ctx, spec, key, hooks: _Hooks, pr
         "scheduler": client.scheduler.address,
         "seconds": round(time.monotonic() - t0, 2),
     }
+
+
+def _worker_failure(err: BaseException) -> tuple[str, BaseException]:
+    """(stage, error) for a chain that failed outside its stage functions: a worker process
+    that died (killed, out of memory, a crash in C code) becomes a ProcessingError naming the
+    stage it was running and what to do."""
+    from distributed import KilledWorker
+
+    if not isinstance(err, KilledWorker):
+        return "worker", err
+    task = str(getattr(err, "task", "") or (err.args[0] if err.args else ""))
+    stage = task.split("-", 1)[0] or "worker"
+    tries = getattr(err, "allowed_failures", None)
+    times = f" {tries + 1} times" if isinstance(tries, int) else ""
+    return stage, ProcessingError(
+        f"the dask worker process running the {stage} stage died{times} (killed by a signal, "
+        "the out-of-memory killer, or a crash in a C library)",
+        "the scene is retried by the next run; if it keeps failing, give the workers more "
+        "memory (fewer workers) or skip it (polarscan catalog --skip ID --reason …)",
+    )

@@ -144,13 +144,13 @@ def score(res: StageResult, ctx: RunContext) -> StageResult:
     t0 = time.perf_counter()
     m = res.result
     grid = window_grid(*m.shape, ctx.card, overlap=ctx.config.tiling.overlap)
-    mask = open_valid_mask_reader(m.path)
+    mask = open_valid_mask_reader(m.rgb_path)
     windows = tuple(filter_windows(grid, mask, ctx.config.tiling.max_nodata_fraction))
     probs = np.zeros(0, np.float32)
     if windows:
         model = cached_model(ctx.model_path)
         probs = np.asarray(
-            score_windows(model, m.path, list(windows), ctx.card, ctx.config.batch_size),
+            score_windows(model, m.rgb_path, list(windows), ctx.card, ctx.config.batch_size),
             dtype=np.float32,
         )
     log.info("%s: %d windows scored", m.mosaic_id, len(windows))
@@ -174,10 +174,10 @@ def explain(res: StageResult, ctx: RunContext) -> StageResult:
     m, sal = res.result, ctx.config.saliency
     h, w = m.shape
     folder = ctx.mosaic_dir(m.mosaic_id)
-    valid = read_valid_mask(m.path)
+    valid = read_valid_mask(m.rgb_path)
     transform = Affine(*tuple(m.transform)[:6])
     tags = {"mosaic_id": m.mosaic_id, "run_id": ctx.run_id, "model": ctx.card.name}
-    windows, probs = list(m.windows), m.probabilities
+    windows, probs = list(m.windows), [float(p) for p in m.probabilities]
     rasters = dict(m.rasters)
     prob = probability_raster(windows, probs, h, w, valid)
     path = folder / f"{m.mosaic_id}_probability.tif"
@@ -187,10 +187,10 @@ def explain(res: StageResult, ctx: RunContext) -> StageResult:
     if sal.methods:
         floor = ctx.card.threshold if sal.min_probability is None else sal.min_probability
         chosen, weights = select_for_explanation(windows, probs, floor)
-        maps = explain_windows(cached_model(ctx.model_path), m.path, chosen, ctx.card,
+        maps = explain_windows(cached_model(ctx.model_path), m.rgb_path, chosen, ctx.card,
                                sal.methods, batch_size=sal.batch_size, ig_steps=sal.ig_steps)  # fmt: skip
         for method in sal.methods:
-            weighted = weights if sal.weight == "probability" else None
+            weighted = [float(x) for x in weights] if sal.weight == "probability" else None
             raster = saliency_raster(chosen, maps[method], h, w, weights=weighted, valid=valid)
             path = folder / f"{m.mosaic_id}_{method}.tif"
             write_float_cog(path, raster, transform=transform, crs=m.crs, name=method, tags=tags)

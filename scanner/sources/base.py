@@ -331,7 +331,11 @@ def filter_scenes(
             continue
         if end is not None and (scene.start > end if closed else scene.start >= end):
             continue
-        if published_after is not None and scene.published <= published_after:
+        if (
+            published_after is not None
+            and scene.published is not None
+            and scene.published <= published_after
+        ):
             continue
         if aoi is not None and not aoi.intersects(scene.footprint):
             continue

@@ -173,8 +173,8 @@ class LocalSource(ListingSource):
                 found[scene.name] = scene
             if old is not None:
                 skipped.append(Skipped("duplicate", path.name))
-        scenes: list[Scene | Skipped] = sorted(found.values(), key=lambda s: (s.start, s.name))
-        return scenes + skipped
+        scenes = sorted(found.values(), key=lambda s: (s.start, s.name))
+        return [*scenes, *skipped]
 
     def product(self, ident: str) -> Scene:
         """The scene for a product name (with or without ``.SAFE``/``.zip``) or path."""
