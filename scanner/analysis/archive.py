@@ -125,7 +125,7 @@ def _naive_utc(value) -> np.datetime64:
     ts = pd.Timestamp(value)
     if ts.tzinfo is not None:
         ts = ts.tz_convert("UTC").tz_localize(None)
-    return np.datetime64(ts.to_datetime64(), "ns")
+    return np.datetime64(ts.to_datetime64()).astype("datetime64[ns]")
 
 
 def _times_from_rgb(folder: Path, mosaic_id: str) -> tuple[np.datetime64, np.datetime64] | None:

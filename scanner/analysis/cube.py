@@ -37,7 +37,7 @@ from scanner.analysis.grid import (
 
 log = logging.getLogger(__name__)
 
-ATTRS = {
+ATTRS: dict[str, dict[str, object]] = {
     "probability": {
         "long_name": "polar-low probability of the window(s) covering the pixel (maximum)",
         "units": "1",

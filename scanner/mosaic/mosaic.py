@@ -27,7 +27,13 @@ from scanner.mosaic.result import MosaicResult, mosaic_id
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
+class _Timed(Protocol):
+    name: str
+    start: datetime
+    stop: datetime
+
+
+T = TypeVar("T", bound=_Timed)
 
 
 class _Slice(Protocol):
@@ -81,12 +87,12 @@ def _odd_slices(members: list, refused: list[Refusal] | None) -> list:
     best = max(counts.values())
     majority = next(a for a in known if counts[a] == best)  # members are in time order
     kept = []
-    for p, a in zip(members, acq, strict=True):
-        if a is None or a == majority:
+    for p, got in zip(members, acq, strict=True):
+        if got is None or got == majority:
             kept.append(p)
             continue
         err = UsageError(
-            f"{p.name}: mode {a[0]}, polarisations {'+'.join(a[1])} differ from the other "
+            f"{p.name}: mode {got[0]}, polarisations {'+'.join(got[1])} differ from the other "
             f"slices of its datatake (mode {majority[0]}, polarisations "
             f"{'+'.join(majority[1])}); a mosaic never mixes modes or polarisation pairs, so "
             "this slice is refused and the others are mosaicked",
@@ -119,7 +125,7 @@ def group_products(
     Raises :class:`UsageError` if one slice is given twice (same datatake and start time, e.g. a
     product and its ``_COG`` twin).
     """
-    key_of = key or datatake_key
+    key_of: Callable[[Any], Any] = key or datatake_key
     by_key: dict[Any, list[T]] = {}
     for i, p in enumerate(products):
         k = key_of(p)
@@ -222,11 +228,11 @@ def open_products(paths: Sequence[str | Path]) -> list:
         raise UsageError("no products to mosaic", "pass at least one SAFE folder or zip")
     products = []
     try:
-        for p in paths:
-            products.append(open_product(p))
+        for path in paths:
+            products.append(open_product(path))
     except BaseException:
-        for p in products:
-            p.close()
+        for product in products:
+            product.close()
         raise
     return products
 
