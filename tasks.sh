@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Bootstrap-and-run: creates .venv on first use (Python >= 3.11 and pip are all it needs), then
 #   bash tasks.sh demo   scan the embedded synthetic demo scene offline → demo-output/
-#   bash tasks.sh test   lint (ruff) and run the default test suite (slow tests excluded)
+#   bash tasks.sh test   lint (ruff), type-check (mypy) and run the default test suite (slow tests excluded)
 # Extra arguments go to the command (e.g. `bash tasks.sh test -m slow`).
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -21,6 +21,7 @@ case "$cmd" in
   demo) exec "$VENV/bin/python" cli.py scan --source demo --out demo-output "$@" ;;
   test)
     "$VENV/bin/ruff" check .
+    "$VENV/bin/mypy"  # scanner/, training/, polarscan/, cli.py (config in pyproject.toml)
     exec "$VENV/bin/python" -m pytest "$@" ;;
   *) echo "usage: bash tasks.sh demo|test [args…]" >&2; exit 2 ;;
 esac
