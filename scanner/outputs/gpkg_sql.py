@@ -23,6 +23,9 @@ DATETIME_COLUMNS = {
     "scenes": ("start", "stop"),
     "runs": ("started", "finished"),
     "layer_styles": ("update_time",),
+    "polar_lows": ("time",),
+    "polar_low_footprints": ("time",),
+    "tracks": ("first_time", "last_time"),
 }
 
 

@@ -34,12 +34,16 @@ STYLE_COLUMNS = (
 BREAKS = (0.0, 0.25, 0.5, 0.75, 0.9, 1.0)
 COLOURS = ("255,255,178", "254,204,92", "253,141,60", "240,59,32", "189,0,38")
 
-# per layer: (attribute, fill alpha 0-255 (0 = no fill), outline width mm)
+# per layer: (attribute, fill alpha 0-255 (0 = no fill), outline width mm); outlines only, so
+# the probability and Grad-CAM rasters and the RGB underneath stay visible
 LAYER_LOOKS = {
-    "detections": ("probability", 120, 0.66),
-    "windows": ("probability", 50, 0.2),
+    "detections": ("probability", 0, 0.66),
+    "windows": ("probability", 0, 0.2),
     "scenes": ("max_probability", 0, 0.5),
+    "polar_low_footprints": ("max_probability", 0, 0.9),
 }
+POINT_LAYERS = {"polar_lows": "max_probability"}  # labelled circles (styles_forecast)
+LINE_LAYERS = ("tracks",)  # arrows (styles_forecast)
 
 _SYMBOL = """      <symbol type="fill" name="{name}" alpha="1" clip_to_extent="1" force_rhr="0">
         <layer class="SimpleFill" enabled="1" pass="0" locked="0">
@@ -69,15 +73,25 @@ def _symbol(name: str, rgb: str, alpha: int, width: float) -> str:
 
 
 def graduated_qml(layer: str) -> str:
-    """The QML document (a graduated renderer by probability) for one of our layers."""
-    attr, alpha, width = LAYER_LOOKS[layer]
+    """The QML document (a graduated renderer by probability) for one of our layers: polygon
+    outlines, or labelled circles for the polar lows."""
+    from scanner.outputs.styles_forecast import labeling_xml, marker_symbol
+
+    point = layer in POINT_LAYERS
+    attr, alpha, width = (POINT_LAYERS[layer], 0, 0) if point else LAYER_LOOKS[layer]
+
+    def symbol(i: int) -> str:
+        if point:
+            return marker_symbol(str(i), COLOURS[i], 2.4 + 0.6 * i)
+        return _symbol(str(i), COLOURS[i], alpha, width)
+
     ranges, symbols = [], []
     for i, (lo, hi) in enumerate(zip(BREAKS, BREAKS[1:], strict=False)):
         label = quoteattr(f"{lo:g} - {hi:g}")
         ranges.append(
             f'      <range lower="{lo:.6f}" upper="{hi:.6f}" symbol="{i}" label={label} render="true"/>'
         )
-        symbols.append(_symbol(str(i), COLOURS[i], alpha, width))
+        symbols.append(symbol(i))
     template = Template(
         resources.files("scanner.outputs").joinpath("qml/graduated_probability.qml").read_text()
     )
@@ -85,8 +99,23 @@ def graduated_qml(layer: str) -> str:
         attr=attr,
         ranges="\n".join(ranges),
         symbols="\n".join(symbols),
-        source_symbol=_symbol("0", COLOURS[2], alpha, width),
+        source_symbol=symbol(2).replace('name="2"', 'name="0"', 1),
+        labeling=labeling_xml() if point else "",
+        geometry_type=0 if point else 2,
     )
+
+
+def layer_qml(layer: str) -> str:
+    from scanner.outputs.styles_forecast import tracks_qml
+
+    return tracks_qml() if layer in LINE_LAYERS else graduated_qml(layer)
+
+
+def _describe(layer: str) -> str:
+    if layer in LINE_LAYERS:
+        return f"polarscan: {layer} as arrows"
+    attr = POINT_LAYERS.get(layer) or LAYER_LOOKS[layer][0]
+    return f"polarscan: {layer} graduated by {attr}"
 
 
 def style_rows(geometry_column: str = "geom") -> list[dict]:
@@ -99,13 +128,13 @@ def style_rows(geometry_column: str = "geom") -> list[dict]:
             "f_table_name": layer,
             "f_geometry_column": geometry_column,
             "styleName": STYLE_NAME,
-            "styleQML": graduated_qml(layer),
+            "styleQML": layer_qml(layer),
             "styleSLD": "",
             "useAsDefault": True,
-            "description": f"polarscan: {layer} graduated by {LAYER_LOOKS[layer][0]}",
+            "description": _describe(layer),
             "owner": "polarscan",
             "ui": "",
             "update_time": now,
         }
-        for layer in LAYER_LOOKS
+        for layer in (*LAYER_LOOKS, *POINT_LAYERS, *LINE_LAYERS)
     ]

@@ -19,7 +19,7 @@ from polarscan.common.errors import ProcessingError, UsageError
 from scanner.mosaic.result import MosaicResult, Provenance, SceneRecord
 from scanner.outputs import gpkg as gpkg_mod
 from scanner.outputs.gpkg import read_layer, write_results
-from scanner.outputs.styles import STYLE_NAME
+from scanner.outputs.styles import STYLE_NAME, style_rows
 from scanner.tiling import window_grid
 from training.card import ModelCard
 
@@ -118,8 +118,10 @@ def test_layer_styles_are_graduated_qml(tmp_path):
               "update_time"):  # fmt: skip
         assert c in cols
     assert registered == ("attributes",)
-    assert [r[0] for r in rows] == ["detections", "scenes", "windows"]
-    for table, geom_col, style, qml, default in rows:
+    assert [r[0] for r in rows] == ["detections", "polar_low_footprints", "polar_lows",
+                                    "scenes", "tracks", "windows"]  # fmt: skip
+    graduated = [r for r in rows if r[0] in ("detections", "scenes", "windows")]
+    for table, geom_col, style, qml, default in graduated:
         assert geom_col == "geom" and style == STYLE_NAME and default == 1
         root = ET.fromstring(qml.split("\n", 1)[1])  # after the DOCTYPE line
         renderer = root.find("renderer-v2")
@@ -151,7 +153,8 @@ def test_rerun_replaces_rows_and_keeps_others(tmp_path):
     assert sorted(read_layer(path, "runs")["run_id"]) == ["run-1", "run-2"]
     assert len(read_layer(path, "scenes")) == 2
     with sqlite3.connect(path) as con:
-        assert con.execute("SELECT count(*) FROM layer_styles").fetchone()[0] == 3
+        n_styles = con.execute("SELECT count(*) FROM layer_styles").fetchone()[0]
+        assert n_styles == len(style_rows())  # one per styled layer, not duplicated
         assert con.execute("PRAGMA user_version").fetchone()[0] == 10200
         assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         # the spatial index follows the deletes

@@ -1,6 +1,6 @@
 <!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>
 <qgis version="3.22.16-Białowieża" styleCategories="Symbology|Labeling">
-  <!-- polarscan default style: polygons graduated by the model's positive-class probability.
+  <!-- polarscan default style: features graduated by the model's positive-class probability.
        A hand-written template: the dollar fields are filled by scanner/outputs/styles.py. -->
   <renderer-v2 type="graduatedSymbol" attr="${attr}" graduatedMethod="GraduatedColor" symbollevels="0" enableorderby="0" forceraster="0">
     <ranges>
@@ -29,9 +29,10 @@ ${source_symbol}
     <rotation/>
     <sizescale/>
   </renderer-v2>
+${labeling}
   <blendMode>0</blendMode>
   <featureBlendMode>0</featureBlendMode>
   <layerOpacity>1</layerOpacity>
   <previewExpression>"${attr}"</previewExpression>
-  <layerGeometryType>2</layerGeometryType>
+  <layerGeometryType>${geometry_type}</layerGeometryType>
 </qgis>

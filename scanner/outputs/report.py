@@ -1,0 +1,170 @@
+"""The morning report: ``OUT/report/<run-id>/index.html`` and ``OUT/report/index.html`` (latest).
+
+Self-contained and offline: plain HTML with inline CSS, no script, no web font, no remote
+image; the pictures are PNG files beside the page (:mod:`scanner.outputs.report_plots`). What
+it shows comes from the files the run wrote (``detections.gpkg``, the mosaic COGs) and the run's
+summary: counts and failures, a map of the night (mosaic footprints, polar lows, tracks on a
+graticule) and, per polar low, a quick-look of its window of the RGB mosaic with the Grad-CAM
+contours and the crops' outline, its probability, time, position and track.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from polarscan.common.atomic import atomic_path
+from scanner.outputs import gpkg_sql
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Night:
+    """What the run found, read back from ``detections.gpkg`` (GeoDataFrames, file CRS)."""
+
+    crs: Any
+    footprints: Any  # scenes of the run
+    lows: Any  # polar lows of the run (+ column ``label``)
+    tracks: Any  # tracks through them
+
+
+def read_night(gpkg: Path, run_id: str) -> Night:
+    """The run's scenes, polar lows and their tracks."""
+    import geopandas as gpd
+    import pandas as pd
+    import pyogrio
+
+    present = gpkg_sql.tables(gpkg) if gpkg.exists() else set()
+
+    def layer(name: str, where: str | None):
+        if name not in present:
+            return gpd.GeoDataFrame({"track_id": []}, geometry=[], crs="EPSG:3413")
+        return pyogrio.read_dataframe(gpkg, layer=name, where=where)
+
+    safe = run_id.replace("'", "''")
+    scenes = layer("scenes", f"run_id = '{safe}'")
+    lows = layer("polar_lows", f"run_id = '{safe}'")
+    if len(lows):
+        lows["time"] = pd.to_datetime(lows["time"], utc=True)
+        lows = lows.sort_values(["time", "polar_low_id"]).reset_index(drop=True)
+    lows["label"] = [f"PL{i + 1}" for i in range(len(lows))]
+    tracks = layer("tracks", None)
+    if len(tracks):
+        tracks = tracks[tracks["track_id"].isin(set(lows.get("track_id", [])))]
+    crs = scenes.crs or lows.crs or "EPSG:3413"
+    return Night(crs, scenes, lows.reset_index(drop=True), tracks.reset_index(drop=True))
+
+
+def _rows(pairs) -> str:
+    return "".join(f"<tr><th>{escape(str(k))}</th><td>{escape(str(v))}</td></tr>" for k, v in pairs)
+
+
+CSS = """body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;max-width:1100px;color:#222}
+h1{font-size:1.4em}table{border-collapse:collapse;margin:.5em 0}th,td{padding:2px 10px;
+text-align:left;border-bottom:1px solid #ddd}.lows{display:flex;flex-wrap:wrap;gap:1em}
+.low{border:1px solid #ccc;padding:.5em;width:460px}.none{color:#666}img{max-width:100%}"""
+
+
+def render_html(summary: dict, night: Night, images: dict[str, str], prefix: str, root: str) -> str:
+    """The page; ``prefix`` goes before image names, ``root`` leads back to the output folder."""
+    c = summary["counts"]
+    head = [
+        ("run", summary["run_id"]),
+        ("status", summary["status"]),
+        ("source", summary["source"]),
+        ("model", Path(summary["model"]).name),
+        ("threshold", f"{summary['threshold']:.2f}"),
+        ("scenes", f"{c['found']} found, {c['processed']} processed, {c['failed']} failed"),
+        ("mosaics", c["mosaics"]),
+        ("windows scored / detections", f"{c['windows']} / {c['detections']}"),
+        ("polar lows", len(night.lows)),
+        ("started", summary.get("started") or ""),
+        ("finished", summary.get("finished") or ""),
+    ]
+    tracks = {r.track_id: r for r in night.tracks.itertuples()}
+    cards = []
+    for low in night.lows.itertuples():
+        t = tracks.get(low.track_id)
+        track = "new (first sighting)"
+        if t is not None:
+            track = (f"{low.track_id}: {t.n_sightings} sightings, {t.mean_speed_ms:.1f} m/s "
+                     f"towards {t.heading_deg:.0f}°")  # fmt: skip
+        facts = [
+            ("probability", f"{low.max_probability:.3f} (mean {low.mean_probability:.3f}, "
+                            f"{low.n_windows} window(s))"),
+            ("time (UTC)", f"{low.time:%Y-%m-%d %H:%M}"),
+            ("position", f"{low.lat:.2f}°N {low.lon:.2f}°E ({low.centre_method})"),
+            ("track", track),
+            ("id", low.polar_low_id),
+        ]  # fmt: skip
+        img = images.get(low.polar_low_id)
+        pic = f'<img src="{escape(prefix + img)}" alt="quick-look {low.label}">' if img else ""
+        cards.append(f'<div class="low"><h3>{escape(low.label)}</h3>{pic}'
+                     f"<table>{_rows(facts)}</table></div>")  # fmt: skip
+    lows_html = "".join(cards) or '<p class="none">No polar low in this run.</p>'
+    fails = "".join(f"<li>{escape(f['mosaic'])}: {escape(f['error'])}</li>"
+                    for f in summary.get("failures", []))  # fmt: skip
+    notices = "".join(f"<li>{escape(n)}</li>" for n in summary.get("notices", []))
+    files = [("QGIS project", "polarscan.qgz"), ("GeoPackage", "detections.gpkg")]
+    links = " · ".join(f'<a href="{escape(root + f)}">{n}</a>' for n, f in files)
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>polarscan {escape(summary["run_id"])}</title>
+<style>{CSS}</style></head><body>
+<h1>polarscan: the morning of run {escape(summary["run_id"])}</h1>
+<table>{_rows(head)}</table>
+{f"<h2>Failures</h2><ul>{fails}</ul>" if fails else ""}
+{f"<h2>Notices</h2><ul>{notices}</ul>" if notices else ""}
+<h2>The night</h2>
+<img src="{escape(prefix + images["map"])}" alt="map of the night">
+<h2>Polar lows</h2><div class="lows">{lows_html}</div>
+<p>{links}</p>
+</body></html>
+"""
+
+
+def write_report(out_dir: str | Path, summary: dict) -> Path:
+    """Write the run's report folder (atomically) and the latest ``report/index.html``."""
+    from scanner.outputs.report_plots import plot_night, plot_quicklook
+
+    out = Path(out_dir)
+    run_id = summary["run_id"]
+    night = read_night(out / "detections.gpkg", run_id)
+    folder = out / "report" / run_id
+    with atomic_path(folder) as tmp:
+        tmp.mkdir(parents=True)
+        images = {"map": plot_night(tmp / "map.png", night.crs, night.footprints, night.lows,
+                                    night.tracks).name}  # fmt: skip
+        fps = _footprints(out / "detections.gpkg", list(night.lows["polar_low_id"]))
+        for low in night.lows.itertuples():
+            mdir = out / "mosaics" / low.mosaic_id
+            rgb = mdir / f"{low.mosaic_id}_rgb.tif"
+            if not rgb.exists() or low.polar_low_id not in fps:
+                continue
+            name = f"{low.label}.png"
+            title = f"{low.label}  p={low.max_probability:.2f}  {low.time:%d %b %H:%M} UTC"
+            try:
+                plot_quicklook(tmp / name, rgb, mdir / f"{low.mosaic_id}_gradcam.tif",
+                               fps[low.polar_low_id], (low.geometry.x, low.geometry.y), title)  # fmt: skip
+                images[low.polar_low_id] = name
+            except Exception as err:  # noqa: BLE001 - one bad picture does not sink the report
+                log.warning("no quick-look for %s: %s", low.polar_low_id, err)
+        (tmp / "index.html").write_text(render_html(summary, night, images, "", "../../"),
+                                        encoding="utf-8")  # fmt: skip
+    latest = out / "report" / "index.html"
+    with atomic_path(latest) as tmp:
+        tmp.write_text(render_html(summary, night, images, f"{run_id}/", "../"), encoding="utf-8")
+    return folder / "index.html"
+
+
+def _footprints(gpkg: Path, ids: list[str]) -> dict[str, Any]:
+    import pyogrio
+
+    if not ids or "polar_low_footprints" not in gpkg_sql.tables(gpkg):
+        return {}
+    df = pyogrio.read_dataframe(gpkg, layer="polar_low_footprints")
+    df = df[df["polar_low_id"].isin(ids)]
+    return dict(zip(df["polar_low_id"], df.geometry, strict=True))
