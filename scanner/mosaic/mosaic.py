@@ -11,7 +11,6 @@ from __future__ import annotations
 import itertools
 import json
 import logging
-import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ import numpy as np
 from polarscan.common.errors import UsageError
 from scanner.mosaic.config import MosaicConfig
 from scanner.mosaic.result import MosaicResult, mosaic_id
+from scanner.mosaic.sigma0 import block_size, usable_threads  # noqa: F401 - re-exported
 
 log = logging.getLogger(__name__)
 
@@ -172,13 +172,6 @@ def mosaic_name(group: Sequence[_Slice]) -> str:
     return f"{group_id(group)}_rgb.tif"
 
 
-def block_size(config: MosaicConfig, pixel_spacing_m: float) -> int:
-    """Radar pixels per block side: the config's, else floor(resolution / spacing) (≥ 1)."""
-    if config.block is not None:
-        return config.block
-    return max(1, math.floor(config.resolution_m / pixel_spacing_m + 1e-9))
-
-
 def software_version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -241,52 +234,16 @@ def mosaic_strip(
     group: Sequence, out_path: Path, config: MosaicConfig, progress=None
 ) -> MosaicResult:
     """Mosaic opened products of one strip (see :func:`group_products`) into ``out_path``."""
-    from shapely.ops import unary_union
-
     from polarscan.common.rgb import db_to_rgb
     from scanner.cog import write_cog
-    from scanner.mosaic.geocode import footprint_lonlat, make_geocoder
-    from scanner.mosaic.grid import snap_grid, union_bounds
+    from scanner.mosaic.sigma0 import strip_sigma0
 
-    mode, pols = _strip_acquisition(group)
-    timings = {"geocode": 0.0, "radiometry": 0.0, "resample": 0.0, "write": 0.0}
-    t0 = time.perf_counter()
-    geocoders = []
-    for p in group:
-        g = p.geolocation_grid()
-        try:
-            geocoders.append(make_geocoder(g.line, g.pixel, g.lat, g.lon, p.shape, config.crs))
-        except ValueError as err:
-            raise UsageError(
-                f"{p.name}: its geolocation grid cannot be used ({err})",
-                "download the product again",
-            ) from None
-    grid = snap_grid(
-        union_bounds([gc.bounds() for gc in geocoders]), config.resolution_m, config.crs
-    )
-    log.info(
-        "%s: %d slice(s) → %d x %d px grid", describe_group(group), len(group), *grid.shape[::-1]
-    )
-    timings["geocode"] += time.perf_counter() - t0
-    co = np.full(grid.shape, np.nan, dtype=np.float32)  # HH or VV dB
-    cross = np.full(grid.shape, np.nan, dtype=np.float32)  # HV or VH dB
-    blocks_used = []
-    for p, gc in zip(group, geocoders, strict=True):
-        if progress:
-            progress(p.name)
-        block = block_size(config, max(p.pixel_spacing_m, p.line_spacing_m))
-        blocks_used.append(block)
-        rows, cols = grid.window_of(gc.bounds())
-        co_p, cross_p = _sample_product(p, gc, grid, rows, cols, block, config, timings)
-        valid = np.isfinite(co_p) & np.isfinite(cross_p)
-        dest_co, dest_cross = co[rows, cols], cross[rows, cols]
-        if config.nodata_fill == "first":
-            valid &= ~(np.isfinite(dest_co) & np.isfinite(dest_cross))
-        dest_co[valid] = co_p[valid]
-        dest_cross[valid] = cross_p[valid]
+    sig = strip_sigma0(group, config, progress)
+    mode, pols, grid, timings = sig.mode, sig.polarisations, sig.grid, sig.timings
+    co, cross = sig.co_db, sig.cross_db
     t0 = time.perf_counter()
     rgb = db_to_rgb(co, cross, config.rgb, mode)
-    del co, cross
+    del co, cross, sig.co_db, sig.cross_db
     m, orbit, dt = datatake_key(group[0])
     tags = {
         "products": ",".join(p.name for p in group),
@@ -300,7 +257,7 @@ def mosaic_strip(
         "crs": config.crs,
         "resolution_m": f"{config.resolution_m:g}",
         "resampling": config.resampling,
-        "block_px": ",".join(str(b) for b in blocks_used),
+        "block_px": ",".join(str(b) for b in sig.blocks),
         "rgb_recipe": json.dumps(config.rgb.model_dump(mode="json"), sort_keys=True),
         "software": software_version(),
     }
@@ -316,12 +273,7 @@ def mosaic_strip(
         band_names=[f"{role_pol[c]} dB" for c in (r.red, r.green, r.blue)],
         colorinterp=["red", "green", "blue"],
     )
-    # Adjacent slices meet edge to edge; a hair of buffer closes float gaps between outlines.
-    eps = 1e-4  # degrees, ~10 m
-    footprint = unary_union(
-        [footprint_lonlat(gc).buffer(eps, join_style="mitre") for gc in geocoders]
-    )
-    footprint = footprint.buffer(-eps, join_style="mitre")
+    footprint = sig.footprint
     timings["write"] += time.perf_counter() - t0
     log.debug("mosaic timings: %s", timings)
     return MosaicResult(
@@ -340,7 +292,7 @@ def mosaic_strip(
     )
 
 
-def _strip_acquisition(group: Sequence) -> tuple[str, tuple[str, str]]:
+def strip_acquisition(group: Sequence) -> tuple[str, tuple[str, str]]:
     """The one (mode, (co, cross)) of a strip's products; refuses a mixed strip."""
     acq = {(p.mode.upper(), tuple(p.pol_pair)) for p in group}
     if len(acq) > 1:
@@ -353,73 +305,3 @@ def _strip_acquisition(group: Sequence) -> tuple[str, tuple[str, str]]:
     return mode, (pair[0], pair[1])
 
 
-AUTO_THREADS = 2  # co- and cross-pol: the only independent work of one product
-
-
-def usable_threads(requested: int | None) -> int:
-    """Threads to use for one product: ``requested`` capped at the CPUs this process may run
-    on; ``None`` = :data:`AUTO_THREADS` only while a CPU is idle (1-minute load average), else
-    1 — on a saturated machine (a busy dask cluster, a shared CI runner) a second thread only
-    adds contention (measured: no gain, sometimes 10–20 % slower)."""
-    import os
-
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cpus = os.cpu_count() or 1
-    if requested is None:
-        try:
-            idle = cpus - os.getloadavg()[0]
-        except OSError:  # load average unavailable
-            idle = cpus
-        requested = AUTO_THREADS if idle >= 1.0 else 1
-    return max(1, min(requested, cpus))
-
-
-def _sample_product(p, gc, grid, rows, cols, block, config, timings):
-    """Co-pol and cross-pol dB (HH and HV, or VV and VH) of one product on the window (rows,
-    cols) of ``grid`` (NaN outside).
-
-    With ``config.threads`` > 1 (and as many CPUs), HH and HV radiometry run in two threads
-    while this one solves the inverse map: numpy and GDAL release the GIL, so the stages
-    overlap and ``timings`` then add up to more than the wall time.
-    """
-    from concurrent.futures import ThreadPoolExecutor
-
-    from polarscan.common.rgb import to_db
-    from scanner.mosaic.resample import BlockSampler
-    from scanner.safe.radiometry import sigma0_blocks
-
-    def radiometry(pol: str) -> np.ndarray:
-        return to_db(sigma0_blocks(p, pol, block), config.rgb.floor_db)
-
-    def geocode() -> BlockSampler:
-        t0 = time.perf_counter()
-        line, pixel = gc.inverse_map(grid, rows, cols, step_m=config.inverse_step_m)
-        t1 = time.perf_counter()
-        sampler = BlockSampler(line, pixel, p.shape, block, config.resampling)
-        timings["geocode"] += t1 - t0
-        timings["resample"] += time.perf_counter() - t1
-        return sampler
-
-    pols = p.pol_pair  # (co, cross)
-    if usable_threads(config.threads) > 1:
-        t0 = time.perf_counter()
-        with ThreadPoolExecutor(len(pols), thread_name_prefix="radiometry") as pool:
-            futures = [pool.submit(radiometry, pol) for pol in pols]
-            try:
-                sampler = geocode()
-            finally:  # on error, do not leave the radiometry running unobserved
-                for f in futures:
-                    f.cancel()
-            dbs = [f.result() for f in futures]
-        timings["radiometry"] += time.perf_counter() - t0
-    else:
-        sampler = geocode()
-        t0 = time.perf_counter()
-        dbs = [radiometry(pol) for pol in pols]
-        timings["radiometry"] += time.perf_counter() - t0
-    t0 = time.perf_counter()
-    co, cross = (sampler.sample(db) for db in dbs)
-    timings["resample"] += time.perf_counter() - t0
-    return co, cross
