@@ -63,6 +63,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="run in this process without dask (debugging)",
     )
+    p.add_argument(
+        "--notify", metavar="URL", help="POST the night's polar lows as GeoJSON to this webhook"
+    )
+    p.add_argument(
+        "--on-detection", metavar="CMD",
+        help="run CMD with the path of the night's polar lows GeoJSON appended",
+    )  # fmt: skip
     p.add_argument("--config", default=None, metavar="YAML", help="default: configs/scan.yaml")
     add_json(p, "print the summary as JSON")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -79,6 +86,8 @@ def _overrides(args: argparse.Namespace) -> dict:
         "workers": args.workers,
         "scheduler": args.scheduler,
         "sequential": args.sequential,
+        "notify": {k: v for k, v in (("url", args.notify), ("command", args.on_detection)) if v}
+        or None,
     }
 
 
