@@ -91,4 +91,34 @@ ax.plot([x0, x1, x1, x0, x0], [y0, y0, y1, y1, y0], color="cyan", linewidth=1)
 ax.set_title(f"{best['mosaic_id']} {best['window_id']}: p = {best['probability']:.3f}")
 fig.savefig(FIGURES / "detection_gradcam.png", dpi=100, bbox_inches="tight")
 plt.close(fig)
+
+# %% [markdown]
+# ## The same place before it became RGB: σ⁰ in dB
+# ``open_sigma0`` reads one product through the mosaic's own code path (the RGB mosaic is a colour
+# stretch of exactly these values). The scan record knows where each processed product lies.
+
+# %%
+from scanner import open_sigma0  # noqa: E402
+from scanner.record import Record  # noqa: E402
+
+products = []
+if (OUT / "record.sqlite").is_file():
+    with Record.open(OUT, create=False) as rec:
+        products = [
+            r.local_path
+            for r in rec.scenes(status="processed")
+            if r.name in str(best["scenes"]) and r.local_path and Path(r.local_path).exists()
+        ]
+if products:
+    s0 = open_sigma0(products[0], resolution=ds.rio.resolution()[0], crs=ds.rio.crs.to_string())
+    near = s0.sel(x=slice(x0 - margin, x1 + margin), y=slice(y1 + margin, y0 - margin))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 5))
+    for ax, name in zip(axes, list(near.data_vars), strict=True):
+        im = near[name].plot.imshow(ax=ax, cmap="gray", add_colorbar=False)
+        fig.colorbar(im, ax=ax, label=f"{near[name].attrs['polarisation']} σ⁰ (dB)")
+        ax.plot([x0, x1, x1, x0, x0], [y0, y0, y1, y1, y0], color="cyan", linewidth=1)
+        ax.set_title(name)
+    fig.suptitle(Path(products[0]).name, fontsize=9)
+    fig.savefig(FIGURES / "detection_sigma0.png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
 print(f"figures in {FIGURES}")

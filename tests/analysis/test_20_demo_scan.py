@@ -64,7 +64,7 @@ def test_example_runs_and_counts_match_the_gpkg(demo_scan, tmp_path, monkeypatch
     figures = tmp_path / "figures"
     monkeypatch.setattr(sys, "argv", ["example_datacube.py", str(demo_scan), str(figures)])
     ns = runpy.run_path(str(REPO / "docs" / "example_datacube.py"), run_name="__main__")
-    for name in ("max_probability.png", "detection_gradcam.png"):
+    for name in ("max_probability.png", "detection_gradcam.png", "detection_sigma0.png"):
         png = figures / name
         assert png.is_file() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # independent count: the detections layer read with pyogrio, per UTC day of its start
