@@ -279,28 +279,88 @@ def score_windows(
 
 # --- the model, once per process -----------------------------------------------------------
 
-_MODELS: dict[tuple[str, float], object] = {}
+_MODELS: dict[tuple[str, float, str], Any] = {}
 _MODEL_LOCK = threading.Lock()
+PRECISIONS = ("off", "bfloat16", "float16")
 
 
-def cached_model(model_path: str | Path):
+def cached_model(model_path: str | Path, precision: str = "off"):
     """The model at ``model_path``, loaded once per process (keyed by path and mtime): a dask
-    worker loads it on its first task and reuses it for every later mosaic."""
-    key = (str(Path(model_path).resolve()), Path(model_path).stat().st_mtime)
-    with _MODEL_LOCK:
-        if key not in _MODELS:
-            from polarscan.common.tfquiet import import_tensorflow_quietly
-            from training.io import load_model
+    worker loads it on its first task and reuses it for every later mosaic.
 
-            # The client and every LocalCluster worker load the model: on a shared GPU each
-            # TensorFlow would otherwise reserve nearly all its memory at first use.
-            os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
-            import_tensorflow_quietly()
-            _configure_threads()
-            log.info("loading model %s", model_path)
-            _MODELS.clear()  # one model per process: a new mtime replaces the old one
-            _MODELS[key] = load_model(model_path)
+    ``precision`` ``bfloat16``/``float16`` gives a mixed-precision copy for scoring — only in a
+    process that sees a GPU (on a CPU it is slower, so the float32 model is returned)."""
+    if precision not in PRECISIONS:
+        raise UsageError(f"unknown precision {precision!r}", f"use one of {', '.join(PRECISIONS)}",
+                         key="mixed_precision")  # fmt: skip
+    path_key = (str(Path(model_path).resolve()), Path(model_path).stat().st_mtime)
+    with _MODEL_LOCK:
+        base = _load_cached(model_path, (*path_key, "off"))
+        if precision == "off" or not gpu_visible():
+            return base
+        key = (*path_key, precision)
+        if key not in _MODELS:
+            log.info("scoring in mixed_%s on the GPU", precision)
+            _MODELS[key] = mixed_precision_copy(base, f"mixed_{precision}")
         return _MODELS[key]
+
+
+def _load_cached(model_path: str | Path, key: tuple[str, float, str]):
+    if key not in _MODELS:
+        from polarscan.common.tfquiet import import_tensorflow_quietly
+        from training.io import load_model
+
+        # The client and every LocalCluster worker load the model: on a shared GPU each
+        # TensorFlow would otherwise reserve nearly all its memory at first use.
+        os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
+        import_tensorflow_quietly()
+        _configure_threads()
+        log.info("loading model %s", model_path)
+        for old in [k for k in _MODELS if k[:2] != key[:2]]:  # a new file or mtime
+            del _MODELS[old]
+        _MODELS[key] = load_model(model_path)
+    return _MODELS[key]
+
+
+def mixed_precision_copy(model, policy: str = "mixed_bfloat16"):
+    """The same mini-Xception built under a mixed-precision dtype policy, with ``model``'s
+    weights: float16/bfloat16 compute, float32 variables."""
+    import keras
+
+    from training.model import build_model, model_geometry
+
+    size, crop = model_geometry(model)
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(policy)
+    try:
+        fast = build_model(size, crop, augment=False)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    fast.set_weights(model.get_weights())
+    return fast
+
+
+def gpu_visible() -> bool:
+    """Whether this process's Keras backend sees a GPU."""
+    import keras
+
+    backend = keras.backend.backend()
+    try:
+        if backend == "tensorflow":
+            import tensorflow as tf
+
+            return bool(tf.config.list_physical_devices("GPU"))
+        if backend == "jax":
+            import jax
+
+            return any(d.platform == "gpu" for d in jax.devices())
+        if backend == "torch":
+            import torch
+
+            return bool(torch.cuda.is_available())
+    except Exception:  # noqa: BLE001 - no GPU runtime is "no GPU"
+        return False
+    return False
 
 
 def _configure_threads() -> None:

@@ -8,6 +8,7 @@ on, so :func:`fit_to_card` fills them from the card and refuses explicit values 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 
@@ -27,6 +28,12 @@ class ScanConfig(StrictModel):
     """Everything ``cli.py scan`` needs besides the area and the time window."""
 
     source: str = Field("cdse", description="cdse | asf | dhus | local:PATH | demo")
+    modes: tuple[Literal["EW", "IW"], ...] = Field(
+        ("EW", "IW"),
+        min_length=1,
+        description="acquisition modes searched (EW GRDM, IW GRDH); scenes of a mode the "
+        "model card does not accept are recorded as skipped",
+    )
     model: str | None = Field(
         None, description="model file (.keras or legacy .h5); unset = the demo weights for demo"
     )
@@ -35,6 +42,12 @@ class ScanConfig(StrictModel):
         None, gt=0.0, lt=1.0, description="detection probability; unset = the model card's"
     )
     batch_size: int = Field(16, ge=1, le=1024, description="windows per inference batch")
+    mixed_precision: Literal["off", "bfloat16", "float16"] = Field(
+        "off",
+        description="score in mixed precision on GPU workers (CPU workers stay float32); off "
+        "until measured on the GPU in use (benchmarks/bench_gpu.py reports the speed and the "
+        "largest probability change)",
+    )
     workers: int = Field(2, ge=1, le=256, description="LocalCluster worker processes")
     threads_per_worker: int = Field(1, ge=1, le=64, description="threads per worker process")
     scheduler: str | None = Field(None, description="tcp://host:port of an existing scheduler")
@@ -59,6 +72,17 @@ class ScanConfig(StrictModel):
             return {"methods": parse_methods(value)}
         if isinstance(value, dict) and isinstance(value.get("methods"), str):
             return {**value, "methods": parse_methods(value["methods"])}
+        return value
+
+    @field_validator("modes", mode="before")
+    @classmethod
+    def _modes(cls, value):
+        """``EW,IW`` (a flag's value) or ``[ew, iw]``: upper case, each once, EW before IW;
+        an unknown mode fails validation and names the key."""
+        from scanner.sources.base import check_modes
+
+        if isinstance(value, (str, list, tuple)):
+            return check_modes(value)
         return value
 
     @field_validator("scheduler")

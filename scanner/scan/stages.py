@@ -148,7 +148,7 @@ def score(res: StageResult, ctx: RunContext) -> StageResult:
     windows = tuple(filter_windows(grid, mask, ctx.config.tiling.max_nodata_fraction))
     probs = np.zeros(0, np.float32)
     if windows:
-        model = cached_model(ctx.model_path)
+        model = cached_model(ctx.model_path, ctx.config.mixed_precision)
         probs = np.asarray(
             score_windows(model, m.rgb_path, list(windows), ctx.card, ctx.config.batch_size),
             dtype=np.float32,
