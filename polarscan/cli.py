@@ -5,7 +5,10 @@ parser for a command calls ``set_defaults(func=run)`` where ``run(args) -> int``
 import nothing heavy at module level so that ``--help`` stays instant.
 
 Exit codes: 0 success, 1 runtime failure (or some scenes failed), 2 bad usage/config/input,
-130 interrupted.
+3 the disk is full or a file-size limit was hit, 130 interrupted by Ctrl-C (SIGINT), 143
+terminated by SIGTERM (``timeout``, systemd) — 128 + the signal number, as a shell reports it.
+SIGTERM unwinds like Ctrl-C, so every command's interrupt cleanup runs (``scan`` releases its
+scenes and records the run as interrupted). docs/faults.md lists every fault and its code.
 
 Errors: library modules raise :class:`~polarscan.common.errors.PolarScanError` speaking of values
 and config keys (``key="model"``); :func:`describe_error` adds the flag of the command that sets
@@ -15,10 +18,13 @@ that key, e.g. ``error: model file not found: m.keras — … (option --model)``
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
 import os
+import signal
 import sys
+import threading
 
 COMMAND_MODULES = (
     "polarscan.commands.training",
@@ -115,6 +121,28 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
             logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
 
 
+@contextlib.contextmanager
+def _termination_unwinds():
+    """While a command runs, SIGTERM raises :class:`~polarscan.common.errors.Interrupted` (a
+    KeyboardInterrupt) in the main thread instead of killing the process outright, so cleanup
+    runs; a second SIGTERM during that cleanup is ignored. The previous handler is restored."""
+    from polarscan.common.errors import Interrupted
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_term(signum, frame):
+        signal.signal(signum, signal.SIG_IGN)  # let the cleanup finish
+        raise Interrupted(signum)
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: list[str] | None = None) -> int:
     from polarscan.commands._args import check_window
     from polarscan.common.errors import PolarScanError
@@ -136,15 +164,17 @@ def main(argv: list[str] | None = None) -> int:
 
         import_tensorflow_quietly()
     try:
-        return int(args.func(args) or 0)
+        with _termination_unwinds():
+            return int(args.func(args) or 0)
     except PolarScanError as err:
         if args.verbose:
             logging.getLogger("polarscan").exception("error")
         print(f"error: {describe_error(err, command)}", file=sys.stderr)
         return err.exit_code
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as err:
+        signum = getattr(err, "signum", signal.SIGINT)
+        print(f"interrupted by {signal.Signals(signum).name}", file=sys.stderr)
+        return 128 + int(signum)
     except Exception as err:  # noqa: BLE001 - the last line of defence, shown as one line
         if args.verbose:
             raise

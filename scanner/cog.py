@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from polarscan.common.atomic import atomic_path
+from polarscan.common.errors import as_disk_full
 
 
 def write_cog(
@@ -54,13 +55,22 @@ def write_cog(
         if colorinterp:
             src.colorinterp = [ColorInterp[c] for c in colorinterp]
         with atomic_path(path) as tmp:
-            rasterio.shutil.copy(
-                src,
-                tmp,
-                driver="COG",
-                compress=compress,
-                overview_resampling=resampling,
-                blocksize=512,
-                BIGTIFF="IF_SAFER",
-            )
+            try:
+                rasterio.shutil.copy(
+                    src,
+                    tmp,
+                    driver="COG",
+                    compress=compress,
+                    overview_resampling=resampling,
+                    blocksize=512,
+                    BIGTIFF="IF_SAFER",
+                )
+            except Exception as err:
+                # GDAL reports a failed read-back or write, not why: judge by what it wrote
+                # and what it had to write (its overview side file is gone by now)
+                written = [tmp, *tmp.parent.glob(f"{tmp.name}*")]
+                full = as_disk_full(err, path, files=written, need=arr.nbytes)
+                if full is not None:
+                    raise full from err
+                raise
     return path

@@ -15,6 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from polarscan.common.errors import as_disk_full
 from scanner.mosaic.result import MosaicResult
 from scanner.record import SceneStatus
 from scanner.scan.stages import MosaicJob, RunContext, StageResult
@@ -72,14 +73,20 @@ class Publisher:
         self._heartbeat()
 
     def failed(self, job: MosaicJob, stage: str, err: BaseException) -> None:
-        message = f"{stage}: {type(err).__name__}: {err}"
+        """Record the mosaic's scenes as failed. A full disk (or file-size limit) is the
+        machine's fault, not the scenes': no attempt is counted, and the run stops here with a
+        :class:`~polarscan.common.errors.DiskFullError` (every later write would fail too)."""
+        full = as_disk_full(err, self.ctx.out_dir)
+        message = f"{stage}: {type(err).__name__}: {err}" if full is None else f"{stage}: {full}"
         log.error("mosaic %s failed at %s", job.mosaic_id, message)
         for scene in job.scenes:
-            self.record.mark(scene.id, SceneStatus.FAILED, error=message,
+            self.record.mark(scene.id, SceneStatus.FAILED, error=message, attempt=full is None,
                              run_id=self.ctx.run_id, source=scene.source)  # fmt: skip
         failure = Failure(job.mosaic_id, tuple(s.name for s in job.scenes), message)
         self.summary = self.summary.add_failure(failure)
         self._heartbeat()
+        if full is not None:
+            raise full
 
     def _heartbeat(self) -> None:
         if self.lock is not None:

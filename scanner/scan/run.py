@@ -107,7 +107,7 @@ def check_record(out_dir: Path) -> None:
     path = record_path(out_dir)
     if not path.exists() and not path.is_symlink():
         return
-    with Record(path, create=False) as rec:
+    with Record(path) as rec:  # it exists: opening creates nothing
         refuse_if_live(rec.lock_holder(), rec.path, now_utc())
 
 
