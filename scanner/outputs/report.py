@@ -41,8 +41,11 @@ def read_night(gpkg: Path, run_id: str) -> Night:
     present = gpkg_sql.tables(gpkg) if gpkg.exists() else set()
 
     def layer(name: str, where: str | None):
-        if name not in present:
-            return gpd.GeoDataFrame({"track_id": []}, geometry=[], crs="EPSG:3413")
+        if name not in present:  # no run has written it yet: empty, with its columns
+            from scanner.outputs.frames import SCHEMAS
+
+            cols = {c: [] for c in SCHEMAS.get(name, {})}
+            return gpd.GeoDataFrame(cols, geometry=[], crs="EPSG:3413")
         return pyogrio.read_dataframe(gpkg, layer=name, where=where)
 
     safe = run_id.replace("'", "''")

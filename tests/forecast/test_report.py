@@ -90,3 +90,15 @@ def test_chromium_loads_every_image(report, tmp_path):
     m = re.search(r'data-loaded="(\d+)/(\d+)"', proc.stdout)
     assert m, proc.stderr[-2000:]
     assert m.group(1) == m.group(2) == "2"
+
+
+def test_a_run_with_nothing_still_reports(tmp_path):
+    from scanner.scan.summary import ScanSummary
+
+    summary = ScanSummary(run_id="run-0", source="demo", model="m.keras", threshold=0.5)
+    done = write_morning(tmp_path, summary, config(url="http://127.0.0.1:9/hook"))
+    assert "forecast_errors" not in done, done
+    assert done["polar_lows"] == 0 and "notify" not in done  # quiet on a night without lows
+    page = Path(done["report"])
+    assert "No polar low in this run." in page.read_text()
+    assert all((page.parent / ref).is_file() for t, ref in refs(page) if t == "img")
