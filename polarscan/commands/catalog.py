@@ -158,7 +158,8 @@ def _print(rows: list, as_json: bool, claimed: dict[str, str] | None = None) -> 
         why = (why or "").replace("\n", " ")
         if claimed and r.id in claimed:
             why = f"[held by run {claimed[r.id]}] {why}".strip()
+        acq = f"{r.mode or '?':<2} {r.polarisations or '?':<5}"  # e.g. "IW VV+VH"
         print(
-            f"{r.start:%Y-%m-%dT%H:%M:%S}  {r.status:<10} {r.attempts}  {r.source:<5} {r.id}  "
-            f"{r.name}" + (f"  {why[:120]}" if why else "")
+            f"{r.start:%Y-%m-%dT%H:%M:%S}  {r.status:<10} {r.attempts}  {r.source:<5} {acq}  "
+            f"{r.id}  {r.name}" + (f"  {why[:120]}" if why else "")
         )

@@ -3,7 +3,8 @@
 Layers (all in the mosaic's CRS; the writer reprojects to the file's):
 - ``windows``: every scored window (crop footprint) with its probability and ``detected``;
 - ``detections``: the windows at or above the threshold (same columns, without ``detected``);
-- ``scenes``: scene footprints with the mosaic they went into and its highest probability;
+- ``scenes``: scene footprints with the mosaic they went into, its acquisition mode and
+  polarisations (``EW``/``IW``, ``HH+HV``/``VV+VH``) and its highest probability;
 - ``runs``: one row per run (parameters, versions, counts, timings as JSON), no geometry;
 - ``polar_lows`` / ``polar_low_footprints`` / ``tracks``: the forecaster's layers
   (:data:`FORECAST_SCHEMAS`, built in :mod:`scanner.outputs.gpkg_forecast`).
@@ -43,6 +44,8 @@ SCHEMAS: dict[str, dict[str, str]] = {
     "scenes": {
         "scene_name": "object",
         "mosaic_id": "object",
+        "mode": "object",  # EW | IW (None when unknown)
+        "polarisations": "object",  # co-pol first: HH+HV | VV+VH
         "start": "datetime64[ms, UTC]",
         "stop": "datetime64[ms, UTC]",
         "max_probability": "float64",
@@ -178,6 +181,8 @@ def _scenes_frame(m: MosaicResult, prov: Provenance):
     data = {
         "scene_name": [s.name for s in m.scenes],
         "mosaic_id": [m.mosaic_id] * n,
+        "mode": [m.mode or None] * n,
+        "polarisations": ["+".join(m.polarisations) or None] * n,
         "start": [s.start for s in m.scenes],
         "stop": [s.stop for s in m.scenes],
         "max_probability": [float(probs.max()) if probs.size else float("nan")] * n,

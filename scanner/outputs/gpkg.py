@@ -4,7 +4,8 @@ Layers (all in the output CRS, by default the mosaics' EPSG:3413):
 - ``detections``: crop footprints of windows at or above the threshold, with probability,
   threshold, mosaic id, scene names, sensing start/stop, model id, run id;
 - ``windows``: every scored window (same columns plus ``detected``);
-- ``scenes``: scene footprints with the mosaic they went into and its highest probability;
+- ``scenes``: scene footprints with the mosaic they went into, its mode and polarisations and
+  its highest probability;
 - ``runs``: one row per run (parameters, versions, counts, timings as JSON), no geometry;
 - ``layer_styles``: default QGIS styles (:mod:`scanner.outputs.styles`).
 
@@ -31,6 +32,7 @@ from scanner.outputs import gpkg_sql
 from scanner.outputs.frames import (
     FEATURE_LAYERS,
     GEOMETRY_TYPES,
+    SCHEMAS,
     empty_frame,
     mosaic_frames,
     runs_frame,
@@ -77,8 +79,11 @@ def write_results(
                         where.append(("runs", "run_id", [str(run["run_id"])]))
                     where.append(("layer_styles", "styleName", [STYLE_NAME]))
                     gpkg_sql.delete_rows(tmp, where)
+                    add_missing_columns(tmp, [lay for lay in FEATURE_LAYERS if lay in present])
                 for layer in FEATURE_LAYERS:
                     frame = _concat(frames[layer], layer, crs)
+                    if layer in present:
+                        frame = in_file_order(tmp, layer, frame)
                     if len(frame) or layer not in present:
                         _append(tmp, frame, layer, GEOMETRY_TYPES[layer], create=not tmp.exists())
                 if run is not None:
@@ -95,6 +100,45 @@ def write_results(
                 f"could not update {path}: {err}", "the previous file is intact; re-run the scan"
             ) from err
     return path
+
+
+#: SQL column type of each frame dtype (GeoPackage 1.2 data types)
+_SQL_TYPES = {"object": "TEXT", "float64": "DOUBLE", "int64": "INTEGER", "bool": "BOOLEAN"}
+
+
+def add_missing_columns(path: Path, layers: Sequence[str]) -> list[str]:
+    """Add to each of ``layers`` of a file written by an older version the columns of its
+    schema (:data:`SCHEMAS`) it lacks (e.g. ``scenes.mode``): appends must find every column
+    of the new rows, and old rows keep NULL there. Returns ``layer.column`` of those added."""
+    import contextlib
+    import sqlite3
+
+    added = []
+    with contextlib.closing(sqlite3.connect(path)) as con, con:
+        for layer in layers:
+            have = {r[1] for r in con.execute(f'PRAGMA table_info("{layer}")')}
+            if not have:
+                continue
+            for column, dtype in SCHEMAS[layer].items():
+                if column not in have:
+                    sql_type = "DATETIME" if dtype.startswith("datetime64") else _SQL_TYPES[dtype]
+                    con.execute(f'ALTER TABLE "{layer}" ADD COLUMN "{column}" {sql_type}')
+                    added.append(f"{layer}.{column}")
+    return added
+
+
+def in_file_order(path: Path, layer: str, frame):
+    """``frame`` with its columns in the order of the layer's fields in the file: an append
+    writes values by position, so a file whose columns were added later
+    (:func:`add_missing_columns`) must get them in its own order."""
+    import contextlib
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(path)) as con:
+        order = [r[1] for r in con.execute(f'PRAGMA table_info("{layer}")')]
+    cols = [c for c in order if c in frame.columns]
+    rest = [c for c in frame.columns if c not in cols]  # the geometry column, under its name
+    return frame[cols + rest]
 
 
 def read_layer(gpkg_path: str | Path, layer: str):

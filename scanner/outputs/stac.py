@@ -39,6 +39,18 @@ def _platforms(names: Sequence[str]) -> list[str]:
     return sorted(set(out))
 
 
+def acquisition(m: MosaicResult) -> tuple[str, tuple[str, ...]] | None:
+    """(mode, polarisations) of a mosaic: its own, else read from its product names when they
+    all agree; ``None`` when unknown."""
+    if m.mode and m.polarisations:
+        return m.mode.upper(), tuple(m.polarisations)
+    from scanner.sources.base import name_acquisition
+
+    names = [s.name for s in m.scenes] or list(m.products)
+    found = {name_acquisition(n) for n in names}
+    return found.pop() if len(found) == 1 and None not in found else None
+
+
 def _epsg(crs: Any) -> int | None:
     from pyproj import CRS
 
@@ -55,13 +67,21 @@ def build_item(m: MosaicResult, prov: Provenance, item_dir: Path):
         raise UsageError(f"mosaic {m.mosaic_id} has no footprint", "pass its lon/lat footprint")
     names = [s.name for s in m.scenes] or list(m.products)
     platforms = _platforms(names)
+    acq = acquisition(m)
     props: dict[str, Any] = {
         "constellation": "sentinel-1",
         "instruments": ["c-sar"],
-        "sar:instrument_mode": "EW",
-        "sar:frequency_band": "C",
-        "sar:polarizations": ["HH", "HV"],
-        "sar:product_type": "GRD",
+    }
+    extensions = []
+    if acq is not None:  # the SAR extension requires the mode and polarisations
+        props |= {
+            "sar:instrument_mode": acq[0],
+            "sar:frequency_band": "C",
+            "sar:polarizations": list(acq[1]),
+            "sar:product_type": "GRD",
+        }
+        extensions.append(SAR_EXT)
+    props |= {
         "polarscan:model_id": prov.model_id,
         "polarscan:max_probability": m.max_probability,
         "polarscan:scenes": names,
@@ -72,7 +92,6 @@ def build_item(m: MosaicResult, prov: Provenance, item_dir: Path):
         props["platform"] = platforms[0]
     elif platforms:
         props["platform"] = ",".join(platforms)
-    extensions = [SAR_EXT]
     epsg = _epsg(m.crs)
     if epsg:
         props["proj:code"] = f"EPSG:{epsg}"
@@ -92,6 +111,9 @@ def build_item(m: MosaicResult, prov: Provenance, item_dir: Path):
         if not p.exists():
             raise UsageError(f"asset '{key}' of {m.mosaic_id} not found: {p}", "write it first")
         title, roles = ASSET_KINDS.get(key, (key, ["data"]))
+        if key == "rgb" and acq is not None and len(acq[1]) == 2:
+            co, cross = acq[1]
+            title = f"RGB mosaic (R=G={cross} dB, B={co} dB; 0 = nodata)"
         media = GPKG_MEDIA_TYPE if p.suffix == ".gpkg" else pystac.MediaType.COG
         href = os.path.relpath(p.resolve(), item_dir.resolve())
         item.add_asset(key, pystac.Asset(href=href, media_type=media, roles=roles, title=title))

@@ -18,7 +18,7 @@ from typing import overload
 from polarscan.common.errors import ProcessingError, UsageError, as_disk_full
 
 RECORD_NAME = "record.sqlite"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: scenes.mode and scenes.polarisations (added in place to version 1)
 BUSY_TIMEOUT_MS = 30_000
 WAL_PAGES = 16  # checkpoint the write-ahead log every 16 pages (64 KiB)
 
@@ -37,6 +37,8 @@ CREATE TABLE IF NOT EXISTS scenes (
     url         TEXT,
     attrs       TEXT NOT NULL DEFAULT '{}',
     datatake    TEXT,               -- MISSION_ORBIT_DATATAKE: slices sharing it join into a strip
+    mode        TEXT,               -- acquisition mode from the name: EW, IW
+    polarisations TEXT,             -- co-pol first: HH+HV, VV+VH
     status      TEXT NOT NULL DEFAULT 'found'
                 CHECK (status IN ('found', 'downloaded', 'processed', 'failed', 'skipped')),
     reason      TEXT,
@@ -214,6 +216,7 @@ def connect(path: Path, create: bool = True) -> sqlite3.Connection:
                 conn.execute("BEGIN IMMEDIATE")
                 try:
                     _create_schema(conn)
+                    _migrate(conn)
                     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                     conn.execute("COMMIT")
                 except BaseException:
@@ -234,6 +237,31 @@ def _create_schema(conn: sqlite3.Connection) -> None:
         body = "\n".join(line.split("--")[0] for line in stmt.splitlines()).strip()
         if body:
             conn.execute(body)
+
+
+#: columns added to ``scenes`` since schema version 1, with their SQL type
+ADDED_SCENE_COLUMNS = {"mode": "TEXT", "polarisations": "TEXT"}
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Bring a record of an older schema up to date in place (inside the caller's
+    transaction): add the ``scenes`` columns it lacks and fill mode and polarisations from
+    each scene's product name. Safe to repeat: only missing columns are added, only empty
+    values filled."""
+    from scanner.sources.base import name_acquisition
+
+    have = {r["name"] for r in conn.execute("PRAGMA table_info(scenes)")}
+    for column, sql_type in ADDED_SCENE_COLUMNS.items():
+        if column not in have:
+            conn.execute(f"ALTER TABLE scenes ADD COLUMN {column} {sql_type}")
+    rows = conn.execute("SELECT source, id, name FROM scenes WHERE mode IS NULL").fetchall()
+    for r in rows:
+        acq = name_acquisition(r["name"])
+        if acq is not None:
+            conn.execute(
+                "UPDATE scenes SET mode = ?, polarisations = ? WHERE source = ? AND id = ?",
+                (acq[0], "+".join(acq[1]), r["source"], r["id"]),
+            )
 
 
 @contextlib.contextmanager

@@ -31,6 +31,8 @@ class SceneRow:
     checksum: tuple[str, str] | None = None
     url: str | None = None
     datatake: str | None = None
+    mode: str | None = None  # acquisition mode: EW, IW
+    polarisations: str | None = None  # co-pol first: HH+HV, VV+VH
     reason: str | None = None
     last_error: str | None = None
     local_path: str | None = None
@@ -56,6 +58,8 @@ class SceneRow:
             checksum=(r["checksum_algorithm"], r["checksum"]) if r["checksum"] else None,
             url=r["url"],
             datatake=r["datatake"],
+            mode=r["mode"],
+            polarisations=r["polarisations"],
             reason=r["reason"],
             last_error=r["last_error"],
             local_path=r["local_path"],
@@ -102,6 +106,7 @@ def scene_params(scene: Scene, now: str) -> dict[str, Any]:
     import shapely
 
     dk = scene.datatake_key
+    pols = scene.polarisations
     return {
         "source": scene.source,
         "id": scene.id,
@@ -120,5 +125,7 @@ def scene_params(scene: Scene, now: str) -> dict[str, Any]:
         "url": scene.url,
         "attrs": json.dumps(scene.attrs or {}, sort_keys=True, default=str),
         "datatake": f"{dk[0]}_{dk[1]:06d}_{dk[2]}" if dk else None,
+        "mode": scene.mode,
+        "polarisations": "+".join(pols) if pols else None,
         "now": now,
     }

@@ -47,20 +47,22 @@ _CHUNK = 500  # ids per IN (...) query, below SQLite's variable limit
 
 _UPSERT = """
 INSERT INTO scenes (source, id, name, footprint, start, stop, published, size,
-    checksum_algorithm, checksum, url, attrs, datatake, found_at, updated_at)
+    checksum_algorithm, checksum, url, attrs, datatake, mode, polarisations, found_at, updated_at)
 VALUES (:source, :id, :name, :footprint, :start, :stop, :published, :size,
-    :checksum_algorithm, :checksum, :url, :attrs, :datatake, :now, :now)
+    :checksum_algorithm, :checksum, :url, :attrs, :datatake, :mode, :polarisations, :now, :now)
 ON CONFLICT (source, id) DO UPDATE SET
     name = excluded.name, footprint = excluded.footprint, start = excluded.start,
     stop = excluded.stop, published = excluded.published, size = excluded.size,
     checksum_algorithm = excluded.checksum_algorithm, checksum = excluded.checksum,
     url = excluded.url, attrs = excluded.attrs, datatake = excluded.datatake,
+    mode = excluded.mode, polarisations = excluded.polarisations,
     updated_at = excluded.updated_at
 WHERE scenes.name IS NOT excluded.name OR scenes.footprint IS NOT excluded.footprint
     OR scenes.start IS NOT excluded.start OR scenes.stop IS NOT excluded.stop
     OR scenes.published IS NOT excluded.published OR scenes.size IS NOT excluded.size
     OR scenes.checksum IS NOT excluded.checksum OR scenes.url IS NOT excluded.url
-    OR scenes.attrs IS NOT excluded.attrs
+    OR scenes.attrs IS NOT excluded.attrs OR scenes.mode IS NOT excluded.mode
+    OR scenes.polarisations IS NOT excluded.polarisations
 """
 
 

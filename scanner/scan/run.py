@@ -18,6 +18,7 @@ import logging
 import os
 import time
 import uuid
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -125,16 +126,51 @@ def load_card(model_path: Path, config: ScanConfig):
 # --- grouping ----------------------------------------------------------------------------------
 
 
-def plan_jobs(scenes, max_gap_s: float) -> list[MosaicJob]:
+def _datatake(scene):
+    return scene.datatake_key
+
+
+def plan_jobs(scenes, max_gap_s: float, refused: list | None = None) -> list[MosaicJob]:
     """Consecutive slices of one datatake form one mosaic (:func:`scanner.mosaic.group_products`,
-    the project's one grouping and id scheme); anything else stands alone."""
+    the project's one grouping and id scheme); anything else stands alone. A slice whose mode
+    or polarisations differ from the rest of its datatake is left out, and appended to
+    ``refused`` as a :class:`~scanner.mosaic.mosaic.Refusal` (scene and error) when given."""
     from scanner.mosaic import group_id, group_products
 
-    def key(s):
-        return s.datatake_key
+    groups = group_products(scenes, max_gap_s, key=_datatake, refused=refused)
+    return [MosaicJob(mosaic_id=group_id(g, _datatake), scenes=tuple(g)) for g in groups]
 
-    groups = group_products(scenes, max_gap_s, key=key)
-    return [MosaicJob(mosaic_id=group_id(g, key), scenes=tuple(g)) for g in groups]
+
+@dataclass(frozen=True)
+class Plan:
+    """What a run does with the scenes it claimed: ``jobs`` (mosaics to make); ``refused``
+    slices left out of their strip, each as a one-scene job and the error (they fail); and
+    ``unaccepted`` scenes of a mode the model card does not accept, with the reason (they
+    are skipped)."""
+
+    jobs: list[MosaicJob]
+    refused: list[tuple[MosaicJob, Exception]] = field(default_factory=list)
+    unaccepted: list[tuple[Any, str]] = field(default_factory=list)
+
+
+def plan_work(scenes, max_gap_s: float, card) -> Plan:
+    """Split claimed scenes into a :class:`Plan`: scenes whose mode (from the name)
+    ``card.accepts`` not are set aside first, the rest grouped by :func:`plan_jobs`."""
+    from scanner.mosaic import group_id
+
+    accepted, unaccepted = [], []
+    for scene in scenes:
+        mode = scene.mode
+        if mode is None or card.accepts(mode):
+            accepted.append(scene)
+        else:
+            why = (f"mode {mode}: the model card ({card.name}) accepts "
+                   f"{', '.join(card.modes)} only")  # fmt: skip
+            unaccepted.append((scene, why))
+    refusals: list = []
+    jobs = plan_jobs(accepted, max_gap_s, refusals)
+    refused = [(MosaicJob(group_id([r.item], _datatake), (r.item,)), r.error) for r in refusals]
+    return Plan(jobs, refused, unaccepted)
 
 
 def claim_work(rec, run_id: str, source_name: str, aoi, config: ScanConfig) -> list:
@@ -165,7 +201,7 @@ def scan(request: ScanRequest, config: ScanConfig, *, progress: bool = True) -> 
     # Checks, cheapest first; none creates anything (no folder, no download, no demo data,
     # no model in memory, no worker).
     aoi = resolve_aoi(request) if request.has_area or kind != "demo" else None
-    source = get_source(config.source)
+    source = get_source(config.source, modes=config.modes)
     source.check_credentials()
     check_out(config.out_dir)
     model_path = resolve_model(config)
@@ -197,9 +233,12 @@ def scan(request: ScanRequest, config: ScanConfig, *, progress: bool = True) -> 
         found = list(source.search(aoi, begin, end, published_after=published_after))
         stats = rec.upsert(found)
         todo = claim_work(rec, run_id, source.name, aoi, config)
-        jobs = plan_jobs(todo, config.mosaic.max_gap_s)
+        plan = plan_work(todo, config.mosaic.max_gap_s, card)
+        jobs = plan.jobs
+        skip_unaccepted(rec, plan, run_id)  # final, before anything is downloaded
         ctx = RunContext(run_id, str(out), config.source, str(model_path), config, card)
-        todo_ids = {s.id for s in todo}
+        todo_ids = {s.id for job in jobs for s in job.scenes}
+        todo_ids |= {s.id for job, _ in plan.refused for s in job.scenes}
         summary = ScanSummary(
             run_id=run_id,
             source=config.source,
@@ -212,6 +251,7 @@ def scan(request: ScanRequest, config: ScanConfig, *, progress: bool = True) -> 
                 new=stats.new,
                 skipped=sum(1 for s in found if s.id not in todo_ids),
                 mosaics=len(jobs),
+                unaccepted=len(plan.unaccepted),
             ),
             skipped_by_source=_skip_counts(source),
             outputs={
@@ -223,6 +263,8 @@ def scan(request: ScanRequest, config: ScanConfig, *, progress: bool = True) -> 
             started=started,
         )
         pub = Publisher(ctx, rec, summary, lock)
+        for job, err in plan.refused:  # failed in the record, listed in the summary
+            pub.failed(job, "plan", err)
         log.info("%d scene(s) found, %d to process in %d mosaic(s)", len(found), len(todo),
                  len(jobs))  # fmt: skip
         try:
@@ -249,6 +291,17 @@ def scan(request: ScanRequest, config: ScanConfig, *, progress: bool = True) -> 
         status = RunStatus.PARTIAL if pub.summary.counts.failed else RunStatus.OK
         rec.finish_run(run_id, pub.summary.to_dict()["counts"], status=status)
     return pub.summary
+
+
+def skip_unaccepted(rec, plan: Plan, run_id: str) -> None:
+    """Mark the plan's scenes of a mode the model card does not accept SKIPPED with the
+    reason (final: no later run claims them until the operator re-queues them)."""
+    from scanner.record import SceneStatus
+
+    for scene, why in plan.unaccepted:
+        rec.mark(scene.id, SceneStatus.SKIPPED, reason=why, run_id=run_id, source=scene.source)
+    if plan.unaccepted:
+        log.warning("%d scene(s) skipped: %s", len(plan.unaccepted), plan.unaccepted[0][1])
 
 
 def _finished(summary: ScanSummary, facts: dict[str, Any], t0: float) -> ScanSummary:

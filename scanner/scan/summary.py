@@ -38,7 +38,8 @@ class Counts:
     new: int = 0
     processed: int = 0
     failed: int = 0
-    skipped: int = 0  # found, but already done or held by another run
+    skipped: int = 0  # found, but already done, held by another run, or of a mode not accepted
+    unaccepted: int = 0  # of those, skipped for a mode the model card does not accept
     mosaics: int = 0
     windows: int = 0
     detections: int = 0

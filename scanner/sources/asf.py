@@ -1,8 +1,9 @@
 """The Alaska Satellite Facility (ASF) archive via ``asf_search`` (optional: ``polarscan[asf]``).
 
 A second source for the same scenes (ASF mirrors the whole Sentinel-1 archive). Search uses
-``asf_search`` (platform Sentinel-1, beam mode EW, processing level GRD_MD, polarisation HH+HV)
-once per AOI search polygon; downloads go through :func:`polarscan.common.http.download` (resume, retries,
+``asf_search`` (platform Sentinel-1, beam modes EW and IW, processing levels GRD_MD and GRD_HD,
+polarisations HH+HV and VV+VH; the modes narrowed by the source's ``modes``) once per AOI search
+polygon; downloads go through :func:`polarscan.common.http.download` (resume, retries,
 MD5 check, atomic rename) with an ``asf_search.ASFSession`` logged in to NASA Earthdata, since
 ASF redirects downloads through Earthdata Login. Credentials: ``EARTHDATA_USERNAME`` /
 ``EARTHDATA_PASSWORD`` or a ``~/.netrc`` line for ``urs.earthdata.nasa.gov``.
@@ -30,11 +31,12 @@ from scanner.sources.base import (
     check_product_name,
     is_other_product_name,
     is_product_name,
+    is_wanted_name,
     path_inside,
     require_start,
     sample_of,
 )
-from scanner.sources.odata import base_name, is_wanted_name, parse_time
+from scanner.sources.odata import base_name, parse_time
 
 if TYPE_CHECKING:
     from shapely.geometry import Polygon
@@ -45,6 +47,8 @@ NETRC_MACHINE = "urs.earthdata.nasa.gov"
 USER_VAR, PASSWORD_VAR = "EARTHDATA_USERNAME", "EARTHDATA_PASSWORD"
 MAX_CONCURRENT = 4
 _SLOTS = threading.BoundedSemaphore(MAX_CONCURRENT)
+#: ASF's processing level (product type) of each acquisition mode's GRD
+PROCESSING_LEVELS = {"EW": "GRD_MD", "IW": "GRD_HD"}
 
 
 def import_asf_search() -> Any:
@@ -76,13 +80,13 @@ def scene_from_asf(properties: dict, geometry: dict | None) -> Scene | None:
 
 
 def read_asf_result(properties: object, geometry: dict | None) -> Scene | Skipped:
-    """A :class:`Scene` for an EW GRDM dual-pol HH+HV result, else a :class:`Skipped`:
+    """A :class:`Scene` for a dual-pol EW GRDM or IW GRDH result, else a :class:`Skipped`:
     ``foreign`` for another product, ``unparseable`` for a record without a usable name,
     dates, footprint or URL, or whose ``fileName`` is not a product file name."""
     if not isinstance(properties, dict):
         return Skipped("unparseable", "?", "no properties", sample_of(properties))
     raw = str(properties.get("sceneName") or properties.get("fileID") or "")
-    stem = raw.removesuffix("-GRD_MD")
+    stem = raw.removesuffix("-GRD_MD").removesuffix("-GRD_HD")
     if not raw:
         return Skipped("unparseable", "?", "no sceneName", sample_of(properties))
     if not is_product_name(stem):
@@ -92,7 +96,7 @@ def read_asf_result(properties: object, geometry: dict | None) -> Scene | Skippe
     name = base_name(stem)
     if not is_wanted_name(name):
         log.debug("skipping foreign ASF product %s", raw)
-        return Skipped("foreign", raw, "not EW GRDM 1SDH")
+        return Skipped("foreign", raw, "not a dual-pol EW GRDM or IW GRDH")
     file_name = properties.get("fileName")
     if file_name is not None and not is_product_name(file_name):
         log.warning("skipping ASF product %s: its fileName %r is not a product name", raw, file_name)
@@ -194,9 +198,9 @@ class ASFSource(CatalogueSource):
         asf = self.asf
         opts: dict[str, Any] = {
             "platform": asf.PLATFORM.SENTINEL1,
-            "beamMode": asf.BEAMMODE.EW,
-            "processingLevel": asf.PRODUCT_TYPE.GRD_MD,
-            "polarization": asf.POLARIZATION.HH_HV,
+            "beamMode": list(self.modes),
+            "processingLevel": [PROCESSING_LEVELS[m] for m in self.modes],
+            "polarization": [asf.POLARIZATION.HH_HV, asf.POLARIZATION.VV_VH],
         }
         if poly is not None:
             opts["intersectsWith"] = poly.wkt
@@ -215,7 +219,7 @@ class ASFSource(CatalogueSource):
         yield from found
 
     def product(self, ident: str) -> Scene:
-        """The GRD_MD scene for a product name."""
+        """The GRD scene (EW GRD_MD, IW GRD_HD) for a product name."""
         name = base_name(ident.strip())
         try:
             results = self.asf.granule_search([name])
@@ -225,7 +229,9 @@ class ASFSource(CatalogueSource):
             scene = scene_from_asf(product.properties, product.geometry)
             if scene is not None and scene.name == name:
                 return scene
-        raise UsageError(f"ASF has no EW GRDM dual-pol product {ident!r}", "check the name")
+        raise UsageError(
+            f"ASF has no dual-pol EW GRDM or IW GRDH product {ident!r}", "check the name"
+        )
 
     def download(self, scene: Scene, dest_dir: Path) -> Path:
         """The product zip under ``dest_dir``, verified against ASF's MD5. The file name (ASF's

@@ -31,6 +31,62 @@ NAME_RE = re.compile(
     re.IGNORECASE,
 )
 
+# ---- what is searched: acquisition modes and dual-pol GRD products ------------------------------
+
+#: Acquisition modes the scanner reads, and the GRD resolution class searched in each
+#: (``EW_GRDM_1S``, ``IW_GRDH_1S``); a search asks for all of them unless told otherwise.
+MODES = ("EW", "IW")
+GRD_RESOLUTION = {"EW": "M", "IW": "H"}
+#: the dual-polarisation letters of a product name → (co-pol, cross-pol)
+DUAL_POLS = {"DH": ("HH", "HV"), "DV": ("VV", "VH")}
+_SINGLE_POLS = {"SH": ("HH",), "SV": ("VV",), "HH": ("HH",), "VV": ("VV",), "HV": ("HV",),
+                "VH": ("VH",)}  # fmt: skip
+
+
+def check_modes(modes: str | Iterable[str] | None) -> tuple[str, ...]:
+    """Acquisition modes to search, upper case, each once, in :data:`MODES` order: ``None`` →
+    all; ``"EW,IW"`` or ``["ew"]`` are read too. An unknown or empty list is a
+    :class:`UsageError` (``key="modes"``)."""
+    if modes is None:
+        return MODES
+    items = modes.split(",") if isinstance(modes, str) else list(modes)
+    wanted = [str(m).strip().upper() for m in items if str(m).strip()]
+    bad = [m for m in wanted if m not in MODES]
+    if bad or not wanted:
+        problem = (
+            f"unknown acquisition mode {bad[0]!r}" if bad else "no acquisition mode given"
+        )
+        raise UsageError(
+            problem, f"give one or more of {', '.join(MODES)} (e.g. EW,IW)", key="modes"
+        )
+    return tuple(m for m in MODES if m in wanted)
+
+
+def name_acquisition(name: str) -> tuple[str, tuple[str, ...]] | None:
+    """``(mode, polarisations)`` of a product name (co-pol first: ``("EW", ("HH", "HV"))``),
+    ``None`` when the name does not parse."""
+    m = NAME_RE.match(name)
+    if m is None:
+        return None
+    pol = m["pol"].upper()
+    return m["mode"].upper(), DUAL_POLS.get(pol) or _SINGLE_POLS.get(pol, (pol,))
+
+
+def is_wanted_name(name: str, modes: Iterable[str] = MODES) -> bool:
+    """A dual-pol GRD product of one of ``modes`` as the scanner reads them: ``…_EW_GRDM_1SDH_…``,
+    ``…_IW_GRDH_1SDV_…`` (HH+HV or VV+VH in either mode). Single-pol products, other modes
+    (SM, WV), other resolutions and other product types are not."""
+    m = NAME_RE.fullmatch(name)
+    if not m:
+        return False
+    mode = m["mode"].upper()
+    return (
+        mode in tuple(modes)
+        and m["ptype"].upper() == "GRD"
+        and m["res"].upper() == GRD_RESOLUTION.get(mode)
+        and m["pol"].upper() in DUAL_POLS
+    )
+
 
 @dataclass(frozen=True)
 class Scene:
@@ -58,6 +114,18 @@ class Scene:
         """(mission, absolute orbit, datatake id): slices sharing it join into one strip."""
         p = self.parsed
         return (p["mission"].upper(), int(p["orbit"]), p["datatake"].upper()) if p else None
+
+    @property
+    def mode(self) -> str | None:
+        """Acquisition mode from the name (``EW``, ``IW``…), ``None`` if it does not parse."""
+        acq = name_acquisition(self.name)
+        return acq[0] if acq else None
+
+    @property
+    def polarisations(self) -> tuple[str, ...]:
+        """Polarisations from the name, co-pol first (``("HH", "HV")``); ``()`` if unknown."""
+        acq = name_acquisition(self.name)
+        return acq[1] if acq else ()
 
 
 # ---- names from the network are never paths --------------------------------------------------
@@ -231,6 +299,8 @@ class Source(Protocol):
     retries: int
     #: draw a download progress bar on stderr
     progress: bool
+    #: acquisition modes a search asks for (:data:`MODES` unless narrowed: :func:`check_modes`)
+    modes: tuple[str, ...]
 
     def search(
         self,
@@ -240,9 +310,11 @@ class Source(Protocol):
         *,
         published_after: datetime | None = None,
     ) -> Iterator[Scene]:
-        """EW GRDM dual-pol HH+HV scenes intersecting ``aoi`` (deduplicated), oldest first.
-        Records skipped are counted in :attr:`last_search_stats`; a provider answer of which
-        no entry could be read is a :class:`~polarscan.common.errors.ProcessingError`."""
+        """Dual-pol GRD scenes of :attr:`modes` (EW GRDM, IW GRDH; HH+HV or VV+VH)
+        intersecting ``aoi`` (deduplicated), oldest first. Records skipped are counted in
+        :attr:`last_search_stats` (single-pol products and other modes as ``foreign``); a
+        provider answer of which no entry could be read is a
+        :class:`~polarscan.common.errors.ProcessingError`."""
         ...
 
     def download(self, scene: Scene, dest_dir: Path) -> Path:
@@ -315,6 +387,14 @@ def unique_scenes(
     return sorted(found.values(), key=lambda s: (s.start, s.name))
 
 
+def in_modes(record: Scene | Skipped | None, modes: Iterable[str]) -> Scene | Skipped | None:
+    """``record``, or a ``foreign`` :class:`Skipped` for a scene of a mode not searched (a
+    catalogue that ignores part of a query, a folder holding both modes)."""
+    if isinstance(record, Scene) and record.mode is not None and record.mode not in modes:
+        return Skipped("foreign", record.name, f"mode {record.mode} not searched")
+    return record
+
+
 def filter_scenes(
     scenes: Iterable[Scene],
     aoi: AOI | None,
@@ -352,6 +432,7 @@ class CatalogueSource:
     name = "catalogue"
     retries: int = 5
     progress: bool = False
+    modes: tuple[str, ...] = MODES
     last_search_stats: SearchStats | None = None
 
     def product(self, ident: str) -> Scene:
@@ -390,7 +471,11 @@ class CatalogueSource:
         """Wanted scenes touching ``aoi``, deduplicated, oldest sensing time first."""
         self.check_window(start, end, published_after)
         polygons = aoi.search_polygons() if aoi is not None else [None]
-        found = (s for poly in polygons for s in self.query(poly, start, end, published_after))
+        found = (
+            in_modes(s, self.modes)
+            for poly in polygons
+            for s in self.query(poly, start, end, published_after)
+        )
         tally = SearchTally(self.name)
         scenes = unique_scenes(found, aoi, self.prefer, tally)
         self.last_search_stats = stats = tally.freeze(len(scenes))
@@ -407,6 +492,7 @@ class ListingSource:
     closed: bool = False
     retries: int = 0  # nothing is downloaded
     progress: bool = False
+    modes: tuple[str, ...] = MODES
     last_search_stats: SearchStats | None = None
 
     def product(self, ident: str) -> Scene:
@@ -440,11 +526,12 @@ class ListingSource:
     ) -> Iterator[Scene]:
         tally = SearchTally(self.name)
         listed: list[Scene] = []
-        for rec in self.records():
+        for record in self.records():
             tally.records += 1
+            rec = in_modes(record, self.modes)
             if isinstance(rec, Scene):
                 listed.append(rec)
-            else:
+            elif rec is not None:
                 tally.skip(rec.reason, rec.sample or rec.name)
         kept = list(filter_scenes(listed, aoi, start, end, published_after, closed=self.closed))
         for _ in range(len(listed) - len(kept)):

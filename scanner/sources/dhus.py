@@ -31,10 +31,11 @@ from scanner.sources.base import (
     check_product_name,
     is_other_product_name,
     is_product_name,
+    is_wanted_name,
     require_start,
     sample_of,
 )
-from scanner.sources.odata import base_name, is_wanted_name
+from scanner.sources.odata import base_name
 
 if TYPE_CHECKING:
     from shapely.geometry import Polygon
@@ -173,8 +174,9 @@ class DHuSSource(CatalogueSource):
         kw: dict[str, Any] = {
             "platformname": "Sentinel-1",
             "producttype": "GRD",
-            "sensoroperationalmode": "EW",
-            "polarisationmode": "HH HV",
+            # sentinelsat joins the values of a list with OR
+            "sensoroperationalmode": list(self.modes),
+            "polarisationmode": ["HH HV", "VV VH"],
         }
         if start is not None:
             kw["date"] = (start, end or "NOW")

@@ -1,7 +1,8 @@
 """A local folder of products (``local:PATH``): for users who already have data, and for tests.
 
-Every ``*.SAFE`` folder and ``*.zip`` whose name is an EW GRDM dual-pol HH+HV product (anywhere
-below PATH) is a scene. Times come from the name; the footprint from ``manifest.safe``
+Every ``*.SAFE`` folder and ``*.zip`` whose name is a dual-pol EW GRDM or IW GRDH product (HH+HV
+or VV+VH, anywhere below PATH) is a scene; a search keeps those of the source's ``modes`` and
+counts the others, like single-pol products, as ``foreign``. Times come from the name; the footprint from ``manifest.safe``
 (``<gml:coordinates>``, ``lat,lon`` pairs), read straight from the zip without extracting it.
 A product's "publication" time is the file's modification time, so ``published_after`` means
 "arrived in the folder since". ``download`` returns the product where it lies.
@@ -20,8 +21,8 @@ from pathlib import Path
 from shapely.geometry import Polygon
 
 from polarscan.common.errors import ProcessingError, UsageError
-from scanner.sources.base import NAME_RE, ListingSource, Scene, Skipped
-from scanner.sources.odata import base_name, is_wanted_name
+from scanner.sources.base import NAME_RE, ListingSource, Scene, Skipped, is_wanted_name
+from scanner.sources.odata import base_name
 
 log = logging.getLogger(__name__)
 

@@ -43,7 +43,8 @@ def folder(tmp_path, manifest):
         b"72.0,20.0 72.0,40.0 76.0,40.0 76.0,20.0",
     )
     _zip(sub / f"{OTHER}.SAFE.zip", OTHER, barents)
-    _zip(tmp_path / f"{IW}.zip", IW, manifest)  # not EW: ignored
+    _zip(tmp_path / f"{IW}.zip", IW, manifest)  # IW VV+VH: a scene too (same footprint)
+    _zip(tmp_path / f"{IW.replace('1SDV', '1SSV')}.zip", IW, manifest)  # single-pol: foreign
     (tmp_path / f"{OTHER.replace('7E01', 'BAD0')}.zip").write_bytes(b"PK\x03\x04 truncated")
     with zipfile.ZipFile(tmp_path / f"{OTHER.replace('7E01', '0FF0')}.zip", "w") as zf:
         zf.writestr("readme.txt", "no manifest")
@@ -54,8 +55,9 @@ def folder(tmp_path, manifest):
 def test_finds_products_and_reads_footprints(folder, caplog):
     caplog.set_level(logging.WARNING)
     scenes = LocalSource(folder).scenes()
-    assert [s.name for s in scenes] == [OTHER, SAMPLE]  # oldest first
-    other, sample = scenes
+    assert [s.name for s in scenes] == [OTHER, SAMPLE, IW]  # oldest first
+    other, sample, iw = scenes
+    assert (iw.mode, iw.polarisations, sample.mode) == ("IW", ("VV", "VH"), "EW")
     assert sample.attrs["zip"] is False and sample.id == str((folder / f"{SAMPLE}.SAFE").resolve())
     assert sample.start == datetime(2022, 11, 30, 1, 43, 42, tzinfo=UTC)
     assert sample.stop == datetime(2022, 11, 30, 1, 44, 46, tzinfo=UTC)
@@ -68,14 +70,26 @@ def test_finds_products_and_reads_footprints(folder, caplog):
 def test_search_filters(folder):
     src = get_source(f"local:{folder}")
     kara, barents = AOI.from_bbox(60, 75, 110, 85), AOI.from_bbox(10, 65, 50, 78)
-    assert [s.name for s in src.search(kara)] == [SAMPLE]
+    assert [s.name for s in src.search(kara)] == [SAMPLE, IW]
     assert [s.name for s in src.search(barents)] == [OTHER]
-    assert [s.name for s in src.search(None, datetime(2022, 1, 1, tzinfo=UTC))] == [SAMPLE]
+    assert [s.name for s in src.search(None, datetime(2022, 1, 1, tzinfo=UTC))] == [SAMPLE, IW]
     assert [s.name for s in src.search(None, None, datetime(2022, 1, 1, tzinfo=UTC))] == [OTHER]
     t = datetime(2030, 1, 1, tzinfo=UTC).timestamp()
     os.utime(folder / f"{SAMPLE}.SAFE", (t, t))
     new = src.search(None, published_after=datetime(2029, 1, 1, tzinfo=UTC))
     assert [s.name for s in new] == [SAMPLE]
+
+
+@pytest.mark.parametrize(("modes", "kept", "foreign"), [("EW", [SAMPLE], 2), ("iw", [IW], 3)])
+def test_search_of_one_mode(folder, modes, kept, foreign):
+    """The folder holds both modes: a search of one keeps it and counts the other mode's
+    scenes as foreign (wherever they lie), beside the single-pol product (always foreign)."""
+    src = get_source(f"local:{folder}", modes=modes)
+    kara = AOI.from_bbox(60, 75, 110, 85)
+    assert [s.name for s in src.search(kara)] == kept
+    st = src.last_search_stats
+    assert st.foreign == foreign and st.kept == len(kept)
+    assert (st.duplicate, st.unparseable) == (1, 2)  # the sample's zip; BAD0 and 0FF0
 
 
 def test_download_returns_the_product(folder, tmp_path_factory):

@@ -64,8 +64,14 @@ def test_asf_product_normalised():
     assert s.size == 424_815_322 and s.checksum == ("MD5", "abcdef0123456789abcdef0123456789")
     assert s.url.endswith(f"{NAME}.zip") and s.attrs["flightDirection"] == "DESCENDING"
     assert s.footprint.bounds == (75.35, 76.88, 102.79, 81.97)
-    iw = S1Product({"umm": _umm(NAME.replace("_EW_GRDM_", "_IW_GRDH_"), "IW"), "meta": {}})
-    assert scene_from_asf(iw.properties, iw.geometry) is None
+    iw_name = NAME.replace("_EW_GRDM_1SDH_", "_IW_GRDH_1SDV_")
+    iw = S1Product({"umm": _umm(iw_name, "IW", "VV+VH"), "meta": {}})
+    s = scene_from_asf(iw.properties, iw.geometry)
+    assert (s.name, s.mode, s.polarisations) == (iw_name, "IW", ("VV", "VH"))
+    single = S1Product({"umm": _umm(iw_name.replace("1SDV", "1SSV"), "IW", "VV"), "meta": {}})
+    assert scene_from_asf(single.properties, single.geometry) is None
+    sm = S1Product({"umm": _umm(NAME.replace("_EW_", "_S3_"), "S3"), "meta": {}})
+    assert scene_from_asf(sm.properties, sm.geometry) is None
 
 
 @needs_asf
@@ -114,6 +120,8 @@ def test_dhus_entry_normalised():
     assert s.size == int(405.13 * 2**20) and s.attrs == {"orbitdirection": "DESCENDING"}
     assert s.url == "https://colhub.met.no/odata/v1/Products('0b1c')/$value"
     assert scene_from_dhus("x", {**props, "title": NAME.replace("1SDH", "1SSH")}) is None
+    iw = scene_from_dhus("x", {**props, "title": NAME.replace("EW_GRDM_1SDH", "IW_GRDH_1SDV")})
+    assert (iw.mode, iw.polarisations) == ("IW", ("VV", "VH"))
     assert scene_from_dhus("x", {**props, "footprint": None}) is None
     assert parse_size("1.5 GB") == 3 * 2**29 and parse_size("n/a") is None
 

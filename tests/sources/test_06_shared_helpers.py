@@ -141,8 +141,14 @@ def test_asf_search_queries_each_polygon_and_merges():
                              "020000_20221130T020104_046117_058549_CCCC", -120, 20)])  # fmt: skip
     wide = AOI.from_bbox(0, 70, 110, 85)  # wider than 90°: two search polygons
     found = list(src.search(wide, T0))
-    assert [s.name for s in found] == [b, a]  # once each, IW and far-away dropped, oldest first
+    assert [s.name for s in found] == [b, a, iw]  # once each, far-away dropped, oldest first
     assert len(src.asf.calls) == len(wide.search_polygons()) == 2
     assert all(c["start"] == T0 and "intersectsWith" in c for c in src.asf.calls)
+    c = src.asf.calls[0]
+    assert (c["beamMode"], c["processingLevel"]) == (["EW", "IW"], ["GRD_MD", "GRD_HD"])
+    assert c["polarization"] == ["HH+HV", "VV+VH"]
+    src.modes, src.asf.calls = ("EW",), []
+    assert [s.name for s in src.search(wide, T0)] == [b, a]  # IW now foreign
+    assert src.asf.calls[0]["beamMode"] == ["EW"] and src.last_search_stats.foreign == 2
     with pytest.raises(UsageError, match="an ASF search needs a start time"):
         next(src.search(wide))
