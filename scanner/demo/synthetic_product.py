@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import shutil
 import zipfile
 from dataclasses import dataclass
@@ -62,6 +63,11 @@ COARSE_M = 1000.0  # resolution of the sigma0 field before interpolation
 STRIP_ROWS = 256
 NODATA_EDGE = 0.004  # fraction of range samples left as DN 0 at near and far range
 KINDS = ("annotation", "calibration", "noise")
+ORBIT_PERIOD = timedelta(days=12) / 175  # Sentinel-1: 175 orbits per 12-day repeat cycle
+_ORBIT_TAGS = re.compile(
+    r"(<(?:\w+:)?(absoluteOrbitNumber|orbitNumber|relativeOrbitNumber|missionDataTakeI[dD])"
+    r"\b[^>]*>)(\d+)(<)"
+)
 
 
 @dataclass(frozen=True)
@@ -71,6 +77,44 @@ class GeoVortex:
     lat: float
     lon: float
     radius_km: float
+
+
+@dataclass(frozen=True)
+class LaterOrbit:
+    """Make the datatake a later orbit's: ``orbits`` orbit periods later (times, absolute and
+    relative orbit, datatake id + ``orbits``, names), its swath rotated about the pole by
+    ``lon_deg`` of longitude. Every orbit's ground track is the previous one's rotated about the
+    pole (by ~24.75° west); a caller picks the rotation that puts its storm in view. The orbit
+    state vectors are left as they were (nothing reads them)."""
+
+    orbits: int
+    lon_deg: float = 0.0
+
+    @property
+    def dt(self) -> timedelta:
+        return self.orbits * ORBIT_PERIOD
+
+
+def _relabel(text: str, later: LaterOrbit | None) -> str:
+    """Orbit numbers and datatake id of ``text`` (manifest or XML) moved ``later.orbits`` on."""
+    if later is None or not later.orbits:
+        return text
+
+    def repl(m: re.Match[str]) -> str:
+        n = int(m[3]) + later.orbits
+        if m[2] == "relativeOrbitNumber":
+            n = (int(m[3]) - 1 + later.orbits) % 175 + 1
+        return f"{m[1]}{n}{m[4]}"
+
+    return _ORBIT_TAGS.sub(repl, text)
+
+
+def _orbit_part(name: str, later: LaterOrbit | None) -> tuple[str, str]:
+    """(old, new) ``_046117_058549_`` of a product name: absolute orbit and datatake id moved."""
+    m = re.search(r"_(\d{6})_([0-9A-F]{6})_", name)
+    if later is None or not later.orbits or m is None:
+        return ("", "")
+    return m[0], f"_{int(m[1]) + later.orbits:06d}_{int(m[2], 16) + later.orbits:06X}_"
 
 
 def _stem(t0: datetime, t1: datetime) -> str:
@@ -92,14 +136,21 @@ def write_datatake(
     sample: str | Path = SAMPLE,
     zip: bool = False,  # noqa: A002 - mirrors the CLI flag
     compress: str | None = None,
+    looks: float | None = None,
+    cog_twins: bool = False,
+    later: LaterOrbit | None = None,
 ) -> list[Path]:
     """Write ``slices`` consecutive products of one datatake into folder ``dest``.
 
     ``scale`` shrinks the grid (e.g. 1/16 → 655 × 669 pixels at 640 m), ``vortex`` =
     (lat, lon, radius_km) adds a polar low, ``land`` a bright coast, ``zip`` writes ``.zip``
-    files as downloaded, ``compress`` (None|"deflate") the TIFF compression. Deterministic in
-    ``seed``. Each product is written under a temporary name and renamed when complete.
-    Returns the product paths, in time order.
+    files as downloaded, ``compress`` (None|"deflate") the TIFF compression. ``looks`` sets
+    the speckle's strength as an equivalent number of looks (intensity ~ Gamma(L, 1/L); default
+    :data:`LOOKS` of the mode). ``cog_twins`` also writes each product's ``_COG.SAFE`` twin
+    beside it (:func:`scanner.demo.cog_twin.write_cog_twin`; not with ``zip``). ``later``
+    (:class:`LaterOrbit`) makes it a later orbit's datatake (``vortex`` is then placed in the
+    rotated swath). Deterministic in ``seed``. Each product is written under a temporary name
+    and renamed when complete. Returns the product paths, in time order.
     """
     dest = Path(dest)
     if not 0 < scale <= 1:
@@ -123,26 +174,44 @@ def write_datatake(
         for p in pols
     }
     ann0 = parse_annotation(annotation_bytes(trees[pols[0]]))
-    field = _Field(ann0, r, slices, vortex, land, seed, pols, LOOKS.get(src.mode, LOOKS["EW"]))
+    if later is not None and later.lon_deg:  # a later orbit's swath: rotated about the pole
+        lon_rot = (ann0.grid.lon + later.lon_deg + 180.0) % 360.0 - 180.0
+        for p in pols:
+            annotation_bytes(trees[p], ann0.grid.lat, lon_rot)  # sets the tie points in place
+        ann0 = parse_annotation(annotation_bytes(trees[pols[0]]))
+    if looks is not None and not looks > 0:
+        raise UsageError(f"looks must be > 0, got {looks}", "use e.g. 4.4 or 10.7", key="looks")
+    if cog_twins and zip:
+        raise UsageError("COG twins are SAFE folders, not zips", "drop zip", key="zip")
+    field = _Field(ann0, r, slices, vortex, land, seed, pols,
+                   looks or LOOKS.get(src.mode, LOOKS["EW"]))  # fmt: skip
     duration = stop - start
+    orbit_old, orbit_new = _orbit_part(src_name, later)
     out: list[Path] = []
     for k in range(slices):
-        dt = duration * k
+        dt = duration * k + (later.dt if later is not None else timedelta(0))
         t0, t1 = start + dt, stop + dt
         old_stem = _stem(start, stop)
-        name = src_name if k == 0 else src_name.replace(old_stem, _stem(t0, t1))
-        if k:
+        name = src_name if not dt else src_name.replace(old_stem, _stem(t0, t1))
+        if orbit_old:
+            name = name.replace(orbit_old, orbit_new)
+        if dt:
             name = name[:-4] + _crc(name, seed)
         lat, lon = shifted_grid(ann0.grid.lat, ann0.grid.lon, ann0.grid.line, k, r.lines_new)
         files: dict[str, bytes] = {}
         rename = (old_stem.lower().replace("_", "-"), _stem(t0, t1).lower().replace("_", "-"))
+        if orbit_old:  # file names carry the orbit and datatake after the times
+            rename = (
+                rename[0] + orbit_old.lower().replace("_", "-")[:-1],
+                rename[1] + orbit_new.lower().replace("_", "-")[:-1],
+            )
         for pol in pols:
             ann = annotation_bytes(trees[pol], lat, lon)
             cal, noi = luts[pol]
             for kind, data in (("annotation", ann), ("calibration", cal), ("noise", noi)):
                 rel = names[(kind, pol)].replace(*rename)
-                files[rel] = shift_times(data.decode(), dt).encode()
-        man = _rewrite_manifest(manifest, dt, rename, k, lat, lon)
+                files[rel] = _relabel(shift_times(data.decode(), dt), later).encode()
+        man = _relabel(_rewrite_manifest(manifest, dt, rename, k, lat, lon), later)
         target = dest / (name + (".zip" if zip else ".SAFE"))
         with atomic_path(target) as tmp:
             safe = tmp / f"{name}.SAFE" if zip else tmp
@@ -168,6 +237,10 @@ def write_datatake(
                     part.unlink(missing_ok=True)
         log.info("wrote %s", target)
         out.append(target)
+        if cog_twins:
+            from scanner.demo.cog_twin import write_cog_twin
+
+            log.info("wrote %s", write_cog_twin(target, dest))
     return out
 
 

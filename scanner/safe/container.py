@@ -1,4 +1,5 @@
-"""A SAFE product as a set of files, whether a folder or a zip read in place (never extracted).
+"""A SAFE product as a set of files, whether a folder or a zip read in place (never extracted);
+:mod:`scanner.safe.remote` reads one in place from S3 behind the same interface.
 
 Names are looked up case-insensitively (``s1a-…`` vs ``S1A-…``), relative to the ``.SAFE`` root.
 A zip's declared sizes are checked against :data:`SAFE_ZIP_LIMITS` when it is opened, before
@@ -90,13 +91,24 @@ class SafeContainer:
     def names(self) -> list[str]:
         return list(self._index.values())
 
-    def read(self, rel: str) -> bytes:
+    def _require(self, rel: str) -> str:
         real = self.resolve(rel)
         if real is None:
             raise UsageError(
                 f"{self.label}: file {self.norm(rel)} is missing from the product",
                 "download the complete product again",
             )
+        return real
+
+    def gdal_env(self):
+        """A ``rasterio.Env`` with what GDAL needs to open and read :meth:`raster_path`
+        (nothing more, locally)."""
+        import rasterio
+
+        return rasterio.Env()
+
+    def read(self, rel: str) -> bytes:
+        real = self._require(rel)
         try:
             if self._zip is not None:
                 return self._zip.read(self._prefix + real)
@@ -109,12 +121,7 @@ class SafeContainer:
 
     def raster_path(self, rel: str) -> str:
         """A path GDAL opens: the file itself, or ``/vsizip/<zip>/<member>`` (read in place)."""
-        real = self.resolve(rel)
-        if real is None:
-            raise UsageError(
-                f"{self.label}: file {self.norm(rel)} is missing from the product",
-                "download the complete product again",
-            )
+        real = self._require(rel)
         if self._zip is not None:
             return f"/vsizip/{self.path.resolve()}/{self._prefix}{real}"
         return str(self._root / real)

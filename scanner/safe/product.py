@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from polarscan.common.errors import UsageError
+from polarscan.common.errors import ProcessingError, UsageError
+from scanner.access.eodata import is_remote
 from scanner.safe.container import SafeContainer
 from scanner.safe.lut import VectorLut
 from scanner.safe.manifest import Manifest, parse_manifest
@@ -118,6 +119,9 @@ class Product:
         self._rasters: dict[str, Any] = {}
         self._annotations: dict[str, Annotation] = {}
         self._luts: dict[tuple[str, str], Any] = {}
+        #: (pol, overview factor) → ``None`` if that overview passed the radiometry check,
+        #: else why not (:func:`scanner.safe.radiometry.overview_for`)
+        self.overview_checks: dict[tuple[str, int], str | None] = {}
 
     # --- identity -------------------------------------------------------------------------
     @property
@@ -280,23 +284,41 @@ class Product:
         return self._luts[key]
 
     # --- measurement ----------------------------------------------------------------------
-    def _raster(self, pol: str):
+    def _io_error(self, problem: str) -> Exception:
+        """A read failure: of a product read in place, a network matter (retried next run);
+        of a local file, a corrupt or truncated product."""
+        if is_remote(self.path):
+            return ProcessingError(problem, "check the network and the S3 keys, then rerun")
+        return UsageError(problem, "the product is corrupt or truncated; download it again")
+
+    def gdal_env(self):
+        """A ``rasterio.Env`` with what GDAL needs to reach this product's TIFFs."""
+        return self._c.gdal_env()
+
+    def _open_raster(self, rel: str, overview_level: int | None = None):
         import rasterio
         from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 
-        pol = pol.upper()
-        if pol in self._rasters:
-            return self._rasters[pol]
-        rel = self.file("measurement", pol)
+        kwargs = {} if overview_level is None else {"overview_level": overview_level}
         try:
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), self.gdal_env():
                 warnings.simplefilter("ignore", NotGeoreferencedWarning)
-                ds = rasterio.open(self._c.raster_path(rel))
+                return rasterio.open(self._c.raster_path(rel), **kwargs)
         except RasterioIOError as err:
+            if is_remote(self.path):
+                problem = f"{self.name}: measurement {rel} cannot be opened ({err})"
+                raise self._io_error(problem) from None
             raise UsageError(
                 f"{self.name}: measurement {rel} cannot be opened ({err})",
                 "download the product again",
             ) from None
+
+    def _raster(self, pol: str):
+        pol = pol.upper()
+        if pol in self._rasters:
+            return self._rasters[pol]
+        rel = self.file("measurement", pol)
+        ds = self._open_raster(rel)
         ann = self.annotation(pol)
         lines, samples = ann.lines, ann.samples
         if (ann.lines, ann.samples) != self.shape:
@@ -322,11 +344,47 @@ class Product:
 
         ds = self._raster(pol)
         try:
-            return ds.read(1, window=window, out_dtype=np.uint16)
+            with self.gdal_env():
+                return ds.read(1, window=window, out_dtype=np.uint16)
         except RasterioIOError as err:
-            raise UsageError(
-                f"{self.name}: reading {self.file('measurement', pol)} failed ({err})",
-                "the product is corrupt or truncated; download it again",
+            raise self._io_error(
+                f"{self.name}: reading {self.file('measurement', pol)} failed ({err})"
+            ) from None
+
+    def overview_factors(self, pol: str) -> list[int]:
+        """Decimation factors of the measurement's overviews (``[]`` without any)."""
+        return list(self._raster(pol).overviews(1))
+
+    def overview_shape(self, pol: str, factor: int) -> tuple[int, int]:
+        """(lines, samples) of the overview of decimation ``factor``."""
+        ds = self._overview(pol, factor)
+        return (ds.height, ds.width)
+
+    def _overview(self, pol: str, factor: int):
+        factors = self.overview_factors(pol)
+        if factor not in factors:
+            raise ValueError(f"{self.name} {pol}: no overview of factor {factor} ({factors})")
+        key = f"{pol.upper()}/{factor}"
+        ds = self._rasters.get(key)
+        if ds is None:
+            ds = self._rasters[key] = self._open_raster(
+                self.file("measurement", pol), factors.index(factor)
+            )
+        return ds
+
+    def read_overview(self, pol: str, factor: int, window: Window) -> np.ndarray:
+        """Values (uint16) of the overview of decimation ``factor`` inside ``window`` (in that
+        overview's pixels)."""
+        from rasterio.errors import RasterioIOError
+
+        ds = self._overview(pol, factor)
+        try:
+            with self.gdal_env():
+                return ds.read(1, window=window, out_dtype=np.uint16)
+        except RasterioIOError as err:
+            raise self._io_error(
+                f"{self.name}: reading the 1/{factor} overview of "
+                f"{self.file('measurement', pol)} failed ({err})"
             ) from None
 
     def check_measurements(self) -> None:
@@ -353,17 +411,24 @@ class Product:
 
 def open_product(path: str | Path, *, require_measurement: bool = True) -> Product:
     """Open and validate an EW or IW GRD dual-pol product (HH+HV or VV+VH): a ``.SAFE`` folder
-    or its ``.zip``.
+    or its ``.zip``, or a ``.SAFE`` read in place from S3 (``/vsis3/<bucket>/<key>.SAFE``, see
+    :mod:`scanner.safe.remote`; a folder on the eodata mount is a plain folder).
 
     ``require_measurement=False`` allows metadata-only copies (like the bundled sample, which has
     no measurement TIFFs); ``read_dn`` then fails with the same clear error when called.
     """
     path = Path(path)
     name = product_name(path)
-    if not path.exists():
+    remote = is_remote(path)
+    if not remote and not path.exists():
         raise UsageError(f"product not found: {path}", "pass an existing .SAFE folder or .zip")
     check_name(name)
-    container = SafeContainer(path, name)
+    if remote:
+        from scanner.safe.remote import RemoteSafeContainer
+
+        container: SafeContainer = RemoteSafeContainer(path, name)
+    else:
+        container = SafeContainer(path, name)
     product: Product | None = None
     try:
         if container.resolve("manifest.safe") is None:

@@ -9,12 +9,23 @@ This is ~block² less LUT work than calibrating every pixel. It differs from the
 full-resolution sigma0 only through the variation of the LUTs inside a block (they are smooth,
 tabulated every ~40 px, so the error is second order). Negative values (HV near the noise floor)
 are clipped to :data:`SIGMA0_FLOOR`; blocks without any valid pixel (DN == 0) are NaN.
+
+**Overviews.** A COG twin's measurement carries RMS overviews (``OVERVIEW_RESAMPLING=RMS``): each
+overview pixel is sqrt(mean DN²) of its footprint, so its square is the footprint's mean DN². When
+a measurement has overviews, the block means of DN² come from the coarsest overview whose pixels
+tile a block (decimation ``f`` dividing ``block``) with at least :data:`MIN_OVERVIEW_PX` of them
+per block side (:func:`choose_overview`): ~f² fewer bytes read and pixels summed. Before that is
+trusted, once per measurement, one tile of full-resolution DN is compared with the overview over
+the same footprint (:func:`verify_overview`): the mean of the overview's squares must match the
+mean DN² within :data:`OVERVIEW_TOLERANCE`, else (an AVERAGE overview: the square of a mean is
+not the mean of squares) the reason is logged and full resolution is read.
 """
 
 from __future__ import annotations
 
+import logging
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -22,6 +33,8 @@ if TYPE_CHECKING:
     from rasterio.windows import Window
 
     from scanner.safe.product import Product
+
+log = logging.getLogger(__name__)
 
 SIGMA0_FLOOR = np.float32(1e-5)
 """−50 dB: below every RGB stretch window (the recipe's own floor is −40 dB), positive so dB stays
@@ -115,10 +128,171 @@ class BlockAccumulator:
         return sums.astype(np.float64), counts
 
 
-def mean_dn2_blocks(
-    product: Product, pol: str, block: int, rows_per_chunk: int | None = None
+MIN_OVERVIEW_PX = 1.5
+"""Overview pixels per block side, at least: coarser overviews leave too few samples per block."""
+OVERVIEW_TOLERANCE = 0.02
+"""Relative difference allowed between an overview's squares and full-resolution DN² (RMS
+overviews of uint16 DN round each value by at most 0.5: far less than this on a tile)."""
+CHECK_PX = 1024  # side of the full-resolution window an overview is checked on
+
+
+def choose_overview(factors: list[int], block: int, min_px: float = MIN_OVERVIEW_PX) -> int | None:
+    """The coarsest overview decimation ``f`` of ``factors`` whose pixels tile a block
+    (``block % f == 0``) with ``block / f ≥ min_px``; ``None``: read full resolution."""
+    ok = [f for f in factors if f > 1 and block % f == 0 and block / f >= min_px]
+    return max(ok) if ok else None
+
+
+def aligned_block(block: int, min_px: float = MIN_OVERVIEW_PX, max_factor: int = 64) -> int:
+    """The block size nearest ``block`` that a power-of-two overview (≤ ``max_factor``, as in
+    CDSE's COG twins) tiles with ≥ ``min_px`` pixels per side at the coarsest such level: 12 →
+    16 (1/8 overview), 50 → 64 (1/32). For callers that may choose the block grid (it must be
+    the same for a twin's overviews and an original's full resolution)."""
+    f = 1
+    while f * 2 <= max_factor and block / (f * 2) >= min_px:
+        f *= 2
+    return max(f, f * round(block / f))
+
+
+COG_FACTORS = (2, 4, 8, 16, 32, 64)
+"""Overview decimations of CDSE's COG twins (``OVERVIEW_COUNT=6``)."""
+
+
+def overview_size(n: int, factor: int) -> int:
+    """Pixels of a COG overview of decimation ``factor`` along a side of ``n``: GDAL halves the
+    previous level's size, rounding down (10487 → 5243 → 2621 …)."""
+    while factor > 1:
+        n, factor = n // 2, factor // 2
+    return max(1, n)
+
+
+def _footprint_groups(n_full: int, n_ov: int, block: int) -> np.ndarray:
+    """Start index, in overview pixels, of each block: overview pixel ``j`` (footprint
+    ``[j·r, (j+1)·r)``, ``r = n_full / n_ov`` as GDAL builds overviews) belongs to the block
+    holding its centre."""
+    ratio = n_full / n_ov
+    centres = (np.arange(n_ov) + 0.5) * ratio
+    return np.searchsorted(centres, np.arange(0, n_full, block, dtype=np.float64))
+
+
+def _group_sum(a: np.ndarray, starts: np.ndarray, axis: int) -> np.ndarray:
+    """Sums of ``a`` along ``axis`` over the groups beginning at ``starts`` (increasing; a group
+    may be empty: its sum is 0)."""
+    n = a.shape[axis]
+    idx = np.minimum(starts, max(n - 1, 0))
+    out = (
+        np.add.reduceat(a, idx, axis=axis)
+        if n
+        else np.zeros(tuple(len(starts) if i == axis else d for i, d in enumerate(a.shape)))
+    )
+    ends = np.append(starts[1:], n)
+    empty = ends <= starts
+    if empty.any():
+        sl: list[Any] = [slice(None)] * a.ndim
+        sl[axis] = np.flatnonzero(empty)
+        out[tuple(sl)] = 0.0
+    return out
+
+
+def verify_overview(product: Product, pol: str, factor: int) -> str | None:
+    """``None`` if the overview of ``factor`` squares to the full-resolution mean DN² on one
+    tile near the scene centre (within :data:`OVERVIEW_TOLERANCE`), else why not."""
+    from rasterio.windows import Window
+
+    lines, samples = product.shape
+    oh, ow = product.overview_shape(pol, factor)
+    ry, rx = lines / oh, samples / ow
+    size = max(factor * 16, min(CHECK_PX, lines, samples))
+    r0 = max(0, (lines // 2 // size) * size)
+    c0 = max(0, (samples // 2 // size) * size)
+    h, w = min(size, lines - r0), min(size, samples - c0)
+    # overview pixels whose centres lie in the window, and the full-resolution footprint of them
+    i0, i1 = int(np.ceil(r0 / ry - 0.5)), int(np.floor((r0 + h) / ry - 0.5)) + 1
+    j0, j1 = int(np.ceil(c0 / rx - 0.5)), int(np.floor((c0 + w) / rx - 0.5)) + 1
+    i1, j1 = min(i1, oh), min(j1, ow)
+    if i1 <= i0 or j1 <= j0:
+        return "the check window holds no overview pixel"
+    fr0, fr1 = round(i0 * ry), min(lines, round(i1 * ry))
+    fc0, fc1 = round(j0 * rx), min(samples, round(j1 * rx))
+    dn = product.read_dn(pol, Window(fc0, fr0, fc1 - fc0, fr1 - fr0))
+    ov = product.read_overview(pol, factor, Window(j0, i0, j1 - j0, i1 - i0))
+    valid = dn != 0
+    if valid.sum() < 0.5 * dn.size or not (ov != 0).any():
+        return "the check window is mostly nodata"
+    full = float(np.square(dn[valid], dtype=np.float64).mean())
+    over = float(np.square(ov[ov != 0], dtype=np.float64).mean())
+    diff = over / full - 1.0
+    if abs(diff) > OVERVIEW_TOLERANCE:
+        return (
+            f"its squares are {diff:+.1%} off the mean DN² of the same "
+            f"{fr1 - fr0} x {fc1 - fc0} full-resolution pixels (not an RMS overview?)"
+        )
+    return None
+
+
+def overview_for(product: Product, pol: str, block: int) -> int | None:
+    """The overview decimation to read ``pol`` from at this block size (checked once per
+    measurement, the verdict cached on the product), or ``None`` for full resolution."""
+    factor = choose_overview(product.overview_factors(pol), block)
+    if factor is None:
+        return None
+    key = (pol.upper(), factor)
+    checks = product.overview_checks
+    if key not in checks:
+        why = verify_overview(product, pol, factor)
+        checks[key] = why
+        if why is None:
+            log.info("%s %s: block radiometry from the 1/%d overview", product.name, pol, factor)
+        else:
+            log.warning("%s %s: not using the 1/%d overview: %s; reading full resolution",
+                        product.name, pol, factor, why)  # fmt: skip
+    return factor if checks[key] is None else None
+
+
+def mean_dn2_from_overview(
+    product: Product, pol: str, block: int, factor: int, rows_per_chunk: int | None = None
 ) -> np.ndarray:
-    """Mean DN² of valid pixels per block (float64; NaN where a block has none)."""
+    """Mean DN² per block from the RMS overview of ``factor`` (float64; NaN where a block has
+    no valid pixel): each overview pixel's square, weighted by its footprint, summed over the
+    overview pixels whose centres lie in the block."""
+    from rasterio.windows import Window
+
+    lines, samples = product.shape
+    oh, ow = product.overview_shape(pol, factor)
+    row_starts = _footprint_groups(lines, oh, block)
+    col_starts = _footprint_groups(samples, ow, block)
+    hb, wb = len(row_starts), len(col_starts)
+    out = np.empty((hb, wb), dtype=np.float64)
+    per = max(1, (rows_per_chunk or DEFAULT_CHUNK_ROWS) // block)  # block rows per strip
+    for b0 in range(0, hb, per):
+        b1 = min(hb, b0 + per)
+        i0 = int(row_starts[b0])
+        i1 = int(row_starts[b1]) if b1 < hb else oh
+        ov = product.read_overview(pol, factor, Window(0, i0, ow, max(0, i1 - i0)))
+        sq = np.square(ov, dtype=np.float64)
+        valid = (ov != 0).astype(np.float64)
+        starts = row_starts[b0:b1] - i0
+        sums = _group_sum(_group_sum(sq, starts, 0), col_starts, 1)
+        counts = _group_sum(_group_sum(valid, starts, 0), col_starts, 1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[b0:b1] = np.where(counts > 0, sums / counts, np.nan)
+    return out
+
+
+def mean_dn2_blocks(
+    product: Product,
+    pol: str,
+    block: int,
+    rows_per_chunk: int | None = None,
+    *,
+    overviews: bool = True,
+) -> np.ndarray:
+    """Mean DN² of valid pixels per block (float64; NaN where a block has none), from an RMS
+    overview when the measurement has a suitable one (:func:`overview_for`) and ``overviews``."""
+    if overviews:
+        factor = overview_for(product, pol, block)
+        if factor is not None:
+            return mean_dn2_from_overview(product, pol, block, factor, rows_per_chunk)
     import rasterio
     from rasterio.windows import Window
 
@@ -162,6 +336,7 @@ def sigma0_blocks(
     *,
     rows_per_chunk: int | None = None,
     denoise: bool = True,
+    overviews: bool = True,
 ) -> np.ndarray:
     """Linear sigma0 per ``block × block`` pixels: float32 (ceil(lines/block), ceil(samples/block)).
 
@@ -172,7 +347,7 @@ def sigma0_blocks(
         raise ValueError("block must be >= 1")
     lines, samples = product.shape
     rows, cols = block_centres(lines, block), block_centres(samples, block)
-    dn2 = mean_dn2_blocks(product, pol, block, rows_per_chunk)
+    dn2 = mean_dn2_blocks(product, pol, block, rows_per_chunk, overviews=overviews)
     a = product.calibration(pol).evaluate(rows, cols)
     noise = product.noise(pol).evaluate(rows, cols) if denoise else None
     return calibrate(dn2, a, noise)

@@ -55,6 +55,17 @@ class ScanConfig(StrictModel):
     sequential: bool = Field(False, description="run in-process without dask (debugging)")
     max_attempts: int = Field(3, ge=1, description="a failed scene is retried this many runs")
     claim_ttl_s: float = Field(6 * 3600, gt=0, description="a crashed run's claims expire after")
+    access: Literal["download", "s3", "mount"] = Field(
+        "download",
+        description="cdse products: download (zip to <out>/downloads), s3 (read in place from "
+        "the eodata bucket: CDSE_S3_ENDPOINT, CDSE_S3_ACCESS_KEY/CDSE_S3_SECRET_KEY) or mount "
+        "(read in place from CDSE_EODATA_MOUNT, default /eodata)",
+    )
+    twin: Literal["auto", "cog", "original"] = Field(
+        "auto",
+        description="which of a scene's original SAFE and COG twin to use when CDSE has both; "
+        "auto = the COG twin for s3/mount, the original for download",
+    )
     keep_downloads: bool = Field(
         True, description="keep downloaded products under <out>/downloads after processing"
     )

@@ -92,13 +92,17 @@ def start(job: MosaicJob) -> StageResult:
 
 
 def fetch(res: StageResult, ctx: RunContext) -> StageResult:
-    """Download (or locate) every product of the job."""
+    """Download (or locate) every product of the job; with ``access`` s3 or mount, locate it in
+    CDSE's archive (``/vsis3/eodata/<key>`` or ``<mount>/<key>``), read in place later."""
+    from scanner.access.eodata import configure_access
     from scanner.sources import get_source
 
     t0 = time.perf_counter()
     source = get_source(ctx.source)
-    if not ctx.source.startswith(("demo", "local:")):  # those serve files where they lie
-        ctx.downloads_dir.mkdir(parents=True, exist_ok=True)
+    access = ctx.config.access
+    configure_access(source, access, ctx.config.twin)  # s3/mount: a place to read, no copy
+    if access == "download" and not ctx.source.startswith(("demo", "local:")):
+        ctx.downloads_dir.mkdir(parents=True, exist_ok=True)  # demo/local serve files in place
     paths = tuple(str(source.download(scene, ctx.downloads_dir)) for scene in res.job.scenes)
     return res.timed("download", t0, paths=paths)
 
