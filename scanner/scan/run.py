@@ -193,6 +193,7 @@ def claim_work(rec, run_id: str, source_name: str, aoi, config: ScanConfig) -> l
 def scan(request: ScanRequest, config: ScanConfig, *, progress: bool = True) -> ScanSummary:
     """Run one scan; returns its :class:`ScanSummary`."""
     from scanner.record import Record, RunStatus, new_run_id
+    from scanner.access.eodata import configure_access
     from scanner.sources import get_source
 
     t0 = time.monotonic()
@@ -202,6 +203,7 @@ def scan(request: ScanRequest, config: ScanConfig, *, progress: bool = True) -> 
     # no model in memory, no worker).
     aoi = resolve_aoi(request) if request.has_area or kind != "demo" else None
     source = get_source(config.source, modes=config.modes)
+    configure_access(source, config.access, config.twin)  # s3/mount: read in place
     source.check_credentials()
     check_out(config.out_dir)
     model_path = resolve_model(config)
