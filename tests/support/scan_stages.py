@@ -25,3 +25,17 @@ def record_interval(x: int, ctx: str) -> int:
     time.sleep(0.4)
     Path(ctx, f"{x}.txt").write_text(f"{t0} {time.time()}")
     return x
+
+
+def kill_own_worker(x: int, ctx: str) -> int:
+    """Returns 10·x, except: job 2 kills the worker process running it, every time; job 3 kills
+    it the first time only (a marker file in folder ``ctx`` remembers), then succeeds."""
+    import signal
+    from pathlib import Path
+
+    marker = Path(ctx, f"killed-{x}")
+    if x == 2 or (x == 3 and not marker.exists()):
+        with open(marker, "a") as fh:
+            fh.write(f"{os.getpid()}\n")
+        os.kill(os.getpid(), signal.SIGKILL)
+    return x * 10
