@@ -18,9 +18,10 @@ from polarscan.commands._args import (
     print_json,
     probability_type,
 )
+from polarscan.commands.sources import add_modes
 
 HELP = """\
-Scan Sentinel-1 EW scenes over an area for polar lows. Finds the scenes (new since the last run
+Scan Sentinel-1 EW and IW scenes over an area for polar lows. Finds the scenes (new since the last run
 with --since last), downloads them, builds one mosaic per datatake, scores the model's windows,
 writes Grad-CAM/IG rasters, and adds everything to OUT: detections.gpkg (QGIS layers), mosaics/,
 stac/catalog.json, record.sqlite. Exit 0: every scene succeeded; 1: some failed (the others are
@@ -44,6 +45,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         since_last=True,
     )
     add_source(p)  # no default here: the config's source applies
+    add_modes(p)  # likewise: the config's modes (EW,IW) apply
+    p.add_argument(
+        "--access", choices=("download", "s3", "mount"), default=None,
+        help="cdse products: download them (default), or read them in place over s3 "
+        "(CDSE_S3_ACCESS_KEY/CDSE_S3_SECRET_KEY) or from the eodata mount (CDSE_EODATA_MOUNT)",
+    )  # fmt: skip
     p.add_argument("--model", metavar="PATH", help="model file (.keras or the authors' .h5)")
     p.add_argument("--out", metavar="DIR", help=f"output folder (default: {DEFAULT_OUT})")
     p.add_argument(
@@ -79,6 +86,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _overrides(args: argparse.Namespace) -> dict:
     return {
         "source": args.source,
+        "modes": list(args.modes) if args.modes is not None else None,
+        "access": args.access,
         "model": args.model,
         "out": args.out,
         "threshold": args.threshold,
@@ -120,7 +129,12 @@ def format_summary(s: dict) -> str:
         f"scan {s['run_id']}  source {s['source']}  model {Path(s['model']).name} "
         f"(threshold {s['threshold']:.2f})",
         f"scenes: {c['found']} found, {c['new']} new, {c['processed']} processed, "
-        f"{c['failed']} failed, {c['skipped']} skipped",
+        f"{c['failed']} failed, {c['skipped']} skipped"
+        + (
+            f" ({c['unaccepted']} of a mode the model does not accept)"
+            if c.get("unaccepted")
+            else ""
+        ),
         f"mosaics: {c['mosaics']}  windows scored: {c['windows']}  detections: {c['detections']}",
     ]
     if s.get("skipped_by_source"):
@@ -135,6 +149,19 @@ def format_summary(s: dict) -> str:
     o = s["outputs"]
     files = "  ".join(p for p in (o["gpkg"], o["stac"]) if Path(p).exists()) or "none yet"
     lines.append(f"outputs: {files}  ({len(o['mosaics'])} mosaic folder(s) this run)")
+    forecast = []
+    if "polar_lows" in o:
+        forecast.append(f"{o['polar_lows']} polar low(s) (detections.gpkg: polar_lows, tracks)")
+    if "tracks" in o:
+        forecast.append(f"tracks: {o['tracks']}")
+    for key, label in (("report", "report"), ("qgis_project", "QGIS project")):
+        if o.get(key):
+            path = Path(o[key])
+            if o.get("folder") and path.is_relative_to(o["folder"]):
+                path = path.relative_to(o["folder"])  # the folder is on the line above
+            forecast.append(f"{label}: {path}")
+    if forecast:
+        lines.append("forecast: " + "  ".join(forecast))
     cl = s.get("cluster") or {}
     if cl.get("mode"):
         extra = f", dashboard {cl['dashboard']}" if cl.get("dashboard") else ""

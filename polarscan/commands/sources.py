@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 
 from polarscan.commands._args import (
     add_area,
@@ -16,12 +17,15 @@ from polarscan.commands._args import (
     int_type,
     print_json,
 )
+from polarscan.common.errors import UsageError
 
 SEARCH_HELP = """\
-List the Sentinel-1 EW GRDM dual-pol (HH+HV) scenes over an area and a time window that a scan
-would process, without downloading anything. Searching CDSE needs no login.
+List the Sentinel-1 dual-pol GRD scenes (EW GRDM and IW GRDH; HH+HV or VV+VH) over an area and
+a time window that a scan would process, without downloading anything. Searching CDSE needs no
+login.
 Examples:
   polarscan search --bbox 10 68 60 82 --since 2022-11-30 --until 2022-12-01
+  polarscan search --bbox 10 68 60 82 --since 2022-11-30 --modes EW
   polarscan search --aoi barents.geojson --published-after 2024-01-10T06:00 --json
   polarscan search --bbox 60 75 110 85 --since 2022-11-01 --source local:/data/s1
 Exit 0: listed (also when nothing matched); 1: the provider failed; 2: bad arguments.
@@ -39,6 +43,31 @@ Exit 0: all downloaded; 1: a download failed; 2: bad arguments, unknown product 
 """
 
 
+MODES_HELP = "comma list of acquisition modes to search: EW, IW (default: EW,IW)"
+
+
+def modes_type(flag: str = "--modes") -> Callable[[str], tuple[str, ...]]:
+    """``EW,IW`` (any case) → ``("EW", "IW")``; an unknown mode is a usage error naming
+    ``flag``."""
+
+    def parse(text: str) -> tuple[str, ...]:
+        from scanner.sources.base import check_modes
+
+        try:
+            return check_modes(text)
+        except UsageError as err:
+            raise UsageError(f"{flag} {text!r}: {err.problem}", err.fix) from None
+
+    parse.__name__ = "modes"
+    return parse
+
+
+def add_modes(p: argparse.ArgumentParser) -> None:
+    """``--modes EW,IW``, checked while parsing (shared by ``search`` and ``scan``); unset
+    (None): the source's default (both), or for ``scan`` the config's ``modes``."""
+    p.add_argument("--modes", type=modes_type("--modes"), metavar="LIST", help=MODES_HELP)
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this group's commands to the top-level parser."""
     p = add_command(
@@ -53,6 +82,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="only scenes published after this UTC date/time (what is new since a run)",
     )
     add_source(p, default="cdse")
+    add_modes(p)
     add_limit(p, "list at most N scenes")
     add_json(p, "print JSON: {scenes: [scene records], stats: what the search skipped and why}")
     p.set_defaults(func=run_search)
@@ -70,6 +100,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="retries per product (default 5)",
     )
     add_source(d, default="cdse")
+    d.add_argument(
+        "--access", choices=("download", "s3", "mount"), default="download",
+        help="download (default); s3 or mount: copy nothing, check that the product (its COG "
+        "twin preferred) is readable in place and print where (/vsis3/eodata/… or the mount)",
+    )  # fmt: skip
     d.set_defaults(func=run_download)
 
 
@@ -85,6 +120,8 @@ def scene_record(scene) -> dict:
         "size": scene.size,
         "checksum": list(scene.checksum) if scene.checksum else None,
         "url": scene.url,
+        "mode": scene.mode,
+        "polarisations": list(scene.polarisations),
         "footprint": scene.footprint.wkt if scene.footprint is not None else None,
         "attrs": {k: v for k, v in scene.attrs.items() if _jsonable(v)},
     }
@@ -105,7 +142,7 @@ def run_search(args: argparse.Namespace) -> int:
             "a search needs a time", "give --since DATE (and --until DATE) or --published-after"
         )
     aoi = AOI.from_bbox(*args.bbox) if args.bbox else AOI.from_file(args.aoi)
-    source = get_source(args.source)
+    source = get_source(args.source, modes=args.modes)
     scenes = []
     for scene in source.search(aoi, args.since, args.until, published_after=args.published_after):
         scenes.append(scene)
@@ -119,7 +156,10 @@ def run_search(args: argparse.Namespace) -> int:
         return 0
     for s in scenes:
         size = f"{s.size / 1e6:7.0f} MB" if s.size else "      ? MB"
-        print(f"{s.start:%Y-%m-%d %H:%M:%S}  {s.name}  {size}  {s.id}")
+        print(
+            f"{s.start:%Y-%m-%d %H:%M:%S}  {s.name}  {s.mode or '?'} "
+            f"{'+'.join(s.polarisations) or '?'}  {size}  {s.id}"
+        )
     total = sum(s.size or 0 for s in scenes)
     print(f"{len(scenes)} scene(s) from {source.name}, {total / 1e9:.1f} GB", file=sys.stderr)
     if stats is not None:
@@ -131,9 +171,11 @@ def run_download(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from polarscan.common.errors import PolarScanError, UsageError
+    from scanner.access.eodata import configure_access
     from scanner.sources import get_source
 
     source = get_source(args.source)  # a Source (scanner.sources.base): retries, progress, …
+    configure_access(source, args.access)  # s3/mount: locate in place, copy nothing
     source.retries = args.retries
     source.progress = sys.stderr.isatty()
     source.check_credentials()  # before any work: a missing login says what to set

@@ -1,8 +1,8 @@
 """The Copernicus Data Space Ecosystem (CDSE): anonymous OData search, OIDC-token downloads.
 
 Search asks the catalogue once per AOI search polygon (parts never cross 180° or contain the
-pole), follows ``@odata.nextLink`` pages, keeps only EW GRDM dual-pol HH+HV products whose
-footprint really touches the AOI (checked again in EPSG:3413), and merges the same product found
+pole), follows ``@odata.nextLink`` pages, keeps only dual-pol GRD products of the searched
+modes (``EW_GRDM_1S``, ``IW_GRDH_1S``; HH+HV or VV+VH) whose footprint really touches the AOI (checked again in EPSG:3413), and merges the same product found
 twice (two polygons, or the ``_COG`` twin CDSE also publishes).
 
 Download calls the download host directly (HTTP clients drop the bearer header on a cross-host
@@ -102,6 +102,10 @@ class CDSESource(CatalogueSource):
     """Scenes from CDSE OData (the default source)."""
 
     name = "cdse"
+    #: ``download`` (zip via OData), ``s3`` or ``mount`` (read in place:
+    #: :mod:`scanner.access.eodata`); ``twin``: which twin a search keeps (auto|cog|original)
+    access: str = "download"
+    twin: str = "auto"
 
     def __init__(
         self,
@@ -155,6 +159,11 @@ class CDSESource(CatalogueSource):
         """Fail now, before any work, if downloads cannot log in: missing credentials are a
         :class:`UsageError` naming the variables and the netrc entry; with ``login`` a token is
         fetched too, so a wrong password is reported up front."""
+        if self.access != "download":  # reading in place: S3 keys or the mount, no login
+            from scanner.access.eodata import check_ready
+
+            check_ready(self.access)
+            return
         mgr = self.tokens()
         if login:
             mgr.token()
@@ -185,15 +194,21 @@ class CDSESource(CatalogueSource):
     ) -> Iterator[Scene | Skipped]:
         """Every product record in one search polygon (``None``: anywhere), read; a page of
         which no entry could be read is a :class:`ProcessingError` (:func:`check_page`)."""
-        params = odata.build_params(poly, start, end, published_after, self.page_size)
+        params = odata.build_params(
+            poly, start, end, published_after, self.page_size, modes=self.modes, twins=True
+        )
         for where, values in self.iter_pages(params):
             results = [odata.read_product(p, self.download_url) for p in values]
             check_page(results, where)
             yield from results
 
     def prefer(self, old: Scene, new: Scene) -> Scene:
-        """The original SAFE over its COG twin (:func:`odata.prefer`)."""
-        return odata.prefer(old, new)
+        """Of a scene's original SAFE and COG twin, the one :attr:`twin` and :attr:`access`
+        ask for (:func:`scanner.access.eodata.wants_cog`; by default the original when
+        downloading, the twin when reading in place); the kept one remembers the other."""
+        from scanner.access.eodata import prefer_twin, wants_cog
+
+        return prefer_twin(old, new, wants_cog(self.access, self.twin))
 
     def iter_products(self, params: dict[str, str]) -> Iterator[dict]:
         """Every product record of a query, following ``@odata.nextLink``."""
@@ -247,17 +262,24 @@ class CDSESource(CatalogueSource):
         scenes = [s for r in records if (s := odata.parse_product(r, self.download_url))]
         if not scenes:
             raise UsageError(
-                f"CDSE has no EW GRDM dual-pol product {ident!r}",
-                "give a product id (UUID) or a name like S1A_EW_GRDM_1SDH_…; see 'search'",
+                f"CDSE has no dual-pol EW GRDM or IW GRDH product {ident!r}",
+                "give a product id (UUID) or a name like S1A_EW_GRDM_1SDH_… or "
+                "S1A_IW_GRDH_1SDV_…; see 'search'",
             )
         best = scenes[0]
         for s in scenes[1:]:
-            best = odata.prefer(best, s)
+            best = self.prefer(best, s)
         return best
 
     # ---- download ----------------------------------------------------------------------------
     def download(self, scene: Scene, dest_dir: Path) -> Path:
-        """``<dest_dir>/<product>.SAFE.zip``, verified; an existing verified file is reused."""
+        """``<dest_dir>/<product>.SAFE.zip``, verified; an existing verified file is reused.
+        With :attr:`access` ``s3`` or ``mount`` nothing is copied: the product's place in the
+        archive (``/vsis3/eodata/<key>`` or ``<mount>/<key>``), from its record's ``S3Path``."""
+        if self.access != "download":
+            from scanner.access.eodata import locate_scene
+
+            return locate_scene(scene, self.access)
         if scene.attrs.get("online") is False:
             raise ProcessingError(
                 f"{scene.name} is offline at CDSE", "order it from the CDSE browser, then rerun"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,13 +18,24 @@ import shapely
 from shapely.geometry import Polygon, shape
 from shapely.geometry.base import BaseGeometry
 
-from scanner.sources.base import NAME_RE, Scene, Skipped, is_product_name, sample_of
+from scanner.sources.base import (
+    MODES,
+    Scene,
+    Skipped,
+    is_product_name,
+    is_wanted_name,
+    sample_of,
+)
 
 log = logging.getLogger(__name__)
 
 PRODUCT_TYPE = "EW_GRDM_1S"
 COG_PRODUCT_TYPE = "EW_GRDM_1S-COG"
 POLARISATION = "HH&HV"
+#: the CDSE product type searched for each acquisition mode (``…-COG``: its COG twins)
+PRODUCT_TYPES = {"EW": PRODUCT_TYPE, "IW": "IW_GRDH_1S"}
+#: dual polarisation pairs, as CDSE's ``polarisationChannels`` writes them
+POLARISATIONS = (POLARISATION, "VV&VH")
 CHECKSUM_PREFERENCE = ("BLAKE3", "MD5", "SHA256")  # BLAKE3 hashes fastest
 #: CDSE product ids are UUIDs; the id goes into a download URL, so nothing else is accepted.
 UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)
@@ -64,21 +76,41 @@ def _string_attr(name: str, value: str) -> str:
     )
 
 
+def _any_of(name: str, values: Sequence[str]) -> str:
+    """One attribute condition, or several joined by ``or`` in parentheses."""
+    terms = [_string_attr(name, v) for v in values]
+    return terms[0] if len(terms) == 1 else "(" + " or ".join(terms) + ")"
+
+
+def _product_types(modes: Sequence[str], twins: bool) -> str:
+    """The product types of ``modes``; with ``twins`` their COG twins too (``…-COG``, the only
+    form CDSE keeps of scenes older than a year)."""
+    originals = _any_of("productType", [PRODUCT_TYPES[m] for m in modes])
+    if not twins:
+        return originals
+    cogs = _any_of("productType", [f"{PRODUCT_TYPES[m]}-COG" for m in modes])
+    return f"({originals} or {cogs})"
+
+
 def build_filter(
     polygon: Polygon | None = None,
     start: datetime | None = None,
     end: datetime | None = None,
     published_after: datetime | None = None,
+    modes: Sequence[str] = MODES,
+    twins: bool = False,
 ) -> str:
-    """The ``$filter`` for EW GRDM dual-pol HH+HV products touching ``polygon``.
+    """The ``$filter`` for dual-pol GRD products of ``modes`` (EW GRDM, IW GRDH; HH+HV or
+    VV+VH) touching ``polygon``.
 
     ``start``/``end`` select products whose sensing interval overlaps [start, end);
-    ``published_after`` selects those published since (the nightly "what is new" query).
+    ``published_after`` selects those published since (the nightly "what is new" query);
+    ``twins`` also matches the COG twins (``EW_GRDM_1S-COG``, ``IW_GRDH_1S-COG``).
     """
     parts = [
         "Collection/Name eq 'SENTINEL-1'",
-        _string_attr("productType", PRODUCT_TYPE),
-        _string_attr("polarisationChannels", POLARISATION),
+        _product_types(modes, twins),
+        _any_of("polarisationChannels", POLARISATIONS),
     ]
     if start is not None:
         parts.append(f"ContentDate/End gt {odata_time(start)}")
@@ -97,10 +129,12 @@ def build_params(
     end: datetime | None,
     published_after: datetime | None,
     top: int = 1000,
+    modes: Sequence[str] = MODES,
+    twins: bool = False,
 ) -> dict[str, str]:
     order = "PublicationDate asc" if published_after is not None else "ContentDate/Start asc"
     return {
-        "$filter": build_filter(polygon, start, end, published_after),
+        "$filter": build_filter(polygon, start, end, published_after, modes, twins),
         "$orderby": order,
         "$top": str(top),
         "$expand": "Attributes",
@@ -154,14 +188,6 @@ def base_name(name: str) -> str:
     return name
 
 
-def is_wanted_name(name: str) -> bool:
-    """EW mode, GRD, dual polarisation HH+HV (``…_EW_GRDM_1SDH_…``)."""
-    m = NAME_RE.fullmatch(name)
-    if not m:
-        return False
-    return m["mode"].upper() == "EW" and m["ptype"].upper() == "GRD" and m["pol"].upper() == "DH"
-
-
 def parse_product(product: dict, download_base: str) -> Scene | None:
     """A :class:`Scene` for a wanted product, ``None`` for anything else
     (:func:`read_product` says why)."""
@@ -178,7 +204,7 @@ def read_product(product: object, download_base: str) -> Scene | Skipped:
         return Skipped("unparseable", "?", "no Name", sample_of(product))
     attrs = attributes(product)
     ptype = str(attrs.get("productType") or "")
-    if ptype and ptype not in (PRODUCT_TYPE, COG_PRODUCT_TYPE):
+    if ptype and ptype.removesuffix("-COG") not in PRODUCT_TYPES.values():
         log.debug("skipping foreign product %s (%s)", raw_name, ptype)
         return Skipped("foreign", raw_name, ptype)
     if not is_product_name(raw_name):
@@ -188,7 +214,7 @@ def read_product(product: object, download_base: str) -> Scene | Skipped:
     name = base_name(raw_name)
     if not is_wanted_name(name):
         log.debug("skipping foreign product %s (%s)", raw_name, ptype or "no productType")
-        return Skipped("foreign", raw_name, ptype or "not EW GRDM 1SDH")
+        return Skipped("foreign", raw_name, ptype or "not a dual-pol EW GRDM or IW GRDH")
     pid = product.get("Id")
     content = product.get("ContentDate") or {}
     try:
@@ -206,7 +232,7 @@ def read_product(product: object, download_base: str) -> Scene | Skipped:
         log.warning("skipping %s: no dates or footprint in the record", raw_name)
         return Skipped("unparseable", raw_name, "no dates or footprint", sample_of(product))
     size = product.get("ContentLength")
-    cog = ptype == COG_PRODUCT_TYPE or "_COG" in raw_name.upper()
+    cog = ptype.endswith("-COG") or "_COG" in raw_name.upper()
     attrs.update(
         {"product_name": raw_name, "cog": cog, "online": product.get("Online", True)},
     )

@@ -31,16 +31,31 @@ def test_filter_has_every_clause():
         datetime(2022, 11, 29, tzinfo=UTC),
     )
     assert f.startswith("Collection/Name eq 'SENTINEL-1' and ")
-    assert ("Attributes/OData.CSC.StringAttribute/any(att:att/Name eq 'productType' and "
-            "att/OData.CSC.StringAttribute/Value eq 'EW_GRDM_1S')") in f  # fmt: skip
+    # both modes by default: EW GRDM or IW GRDH, HH+HV or VV+VH
+    assert ("(Attributes/OData.CSC.StringAttribute/any(att:att/Name eq 'productType' and "
+            "att/OData.CSC.StringAttribute/Value eq 'EW_GRDM_1S') or "
+            "Attributes/OData.CSC.StringAttribute/any(att:att/Name eq 'productType' and "
+            "att/OData.CSC.StringAttribute/Value eq 'IW_GRDH_1S'))") in f  # fmt: skip
     assert (
-        "att/Name eq 'polarisationChannels' and att/OData.CSC.StringAttribute/Value eq 'HH&HV'" in f
+        "att/Name eq 'polarisationChannels' and att/OData.CSC.StringAttribute/Value eq 'HH&HV'"
+        ") or Attributes" in f
     )
+    assert "att/OData.CSC.StringAttribute/Value eq 'VV&VH'))" in f
     assert "ContentDate/End gt 2022-11-30T00:00:00.000Z" in f
     assert "ContentDate/Start lt 2022-12-01T12:30:05.123Z" in f
     assert "PublicationDate gt 2022-11-29T00:00:00.000Z" in f
     assert "OData.CSC.Intersects(area=geography'SRID=4326;POLYGON((40.00000 70.00000," in f
     assert f.endswith("))')")
+
+
+@pytest.mark.parametrize(("modes", "types"), [(("EW",), ["EW_GRDM_1S"]), (("IW",), ["IW_GRDH_1S"])])
+def test_filter_of_one_mode(modes, types):
+    f = odata.build_filter(modes=modes)
+    assert "'EW_GRDM_1S'" in f if "EW" in modes else "'EW_GRDM_1S'" not in f
+    assert "'IW_GRDH_1S'" in f if "IW" in modes else "'IW_GRDH_1S'" not in f
+    assert f"Value eq '{types[0]}') and " in f  # one product type: no parentheses
+    p = odata.build_params(None, None, None, datetime(2022, 1, 1, tzinfo=UTC), modes=modes)
+    assert p["$filter"] == f + " and PublicationDate gt 2022-01-01T00:00:00.000Z"
 
 
 def test_params_order_by_publication_for_new_since():
@@ -97,11 +112,13 @@ def test_ew_records_parse(ew_products):
     assert barents.published == datetime(2022, 11, 30, 10, 12, 13, tzinfo=UTC)
     wkt = next(s for n, s in scenes.items() if "083000" in n)
     assert wkt.checksum is None and wkt.footprint.bounds == (50.0, 76.0, 70.0, 80.0)
+    iw = next(s for n, s in scenes.items() if "_IW_" in n)
+    assert (iw.mode, iw.polarisations, iw.attrs["productType"]) == ("IW", ("VV", "VH"), "IW_GRDH_1S")
+    assert (sample.mode, sample.polarisations) == ("EW", ("HH", "HV"))
     skipped = [n for n, s in scenes.items() if s is None]
     assert sorted(x[:20] for x in skipped) == [
         "S1A_EW_GRDM_1SDH_202",  # no footprint at all
         "S1A_EW_GRDM_1SSH_202",  # single polarisation
-        "S1A_IW_GRDH_1SDV_202",  # IW mode
     ]
 
 

@@ -32,6 +32,7 @@ UNTIL = datetime(2022, 12, 1, tzinfo=UTC)
 SAMPLE = "S1A_EW_GRDM_1SDH_20221130T014342_20221130T014446_046117_058549_BB15"
 BARENTS = "S1A_EW_GRDM_1SDH_20221130T050015_20221130T050119_046119_05854B_7E01"
 WKT_ONLY = "S1A_EW_GRDM_1SDH_20221130T083000_20221130T083104_046121_05854D_C0DE"
+IW = "S1A_IW_GRDH_1SDV_20221130T060000_20221130T060025_046120_05854C_AAAA"
 
 
 def _zip_bytes(name: str, n: int = 300_000) -> bytes:
@@ -76,8 +77,12 @@ def test_ew_pages_parsed_deduplicated_and_rechecked(srv, monkeypatch, ew_pages, 
     serve_pages(srv, ew_pages)
     scenes = list(CDSESource().search(aoi, SINCE, UNTIL))
     # the COG twin merged into the original, the Labrador scene dropped by the EPSG:3413
-    # re-check, foreign and footprint-less products skipped, both polygons' hits merged
-    assert [s.name for s in scenes] == [SAMPLE, BARENTS, WKT_ONLY]
+    # re-check, foreign and footprint-less products skipped, both polygons' hits merged; the
+    # IW VV+VH scene kept beside the EW ones (both modes by default)
+    assert [s.name for s in scenes] == [SAMPLE, BARENTS, IW, WKT_ONLY]
+    assert [(s.mode, s.polarisations) for s in scenes[1:3]] == [
+        ("EW", ("HH", "HV")), ("IW", ("VV", "VH"))
+    ]
     assert scenes[0].attrs["cog"] is False and scenes[0].checksum[0] == "BLAKE3"
     first = srv.requests_to(PRODUCTS)
     assert len(first) == 4  # 2 search polygons x 2 pages
@@ -86,11 +91,37 @@ def test_ew_pages_parsed_deduplicated_and_rechecked(srv, monkeypatch, ew_pages, 
     assert q["$top"] == "1000"
     f = q["$filter"]
     assert "Value eq 'EW_GRDM_1S'" in f and "Value eq 'HH&HV'" in f
+    assert "Value eq 'IW_GRDH_1S'" in f and "Value eq 'VV&VH'" in f
     assert "ContentDate/End gt 2022-11-30T00:00:00.000Z" in f
     assert "ContentDate/Start lt 2022-12-01T00:00:00.000Z" in f
     assert "OData.CSC.Intersects(area=geography'SRID=4326;POLYGON((" in f
     polys = {r.query["$filter"].split("POLYGON")[1] for r in first if "$skip" not in r.query}
     assert len(polys) == 2
+
+
+@pytest.mark.parametrize(
+    ("modes", "kept", "foreign"),
+    [
+        # 2 search polygons x (the 1SSH product + the IW one)
+        ("EW", [SAMPLE, BARENTS, WKT_ONLY], 4),
+        # 2 x (the 1SSH product + the five EW records: sample, its twin, Barents, Labrador, WKT)
+        ("IW", [IW], 12),
+    ],
+)
+def test_search_of_one_mode(srv, monkeypatch, ew_pages, aoi, modes, kept, foreign):
+    """One mode asked for: the query names only its product type, and a record of the other
+    mode that comes back anyway (the replayed pages hold both) is counted as foreign."""
+    from scanner.sources import get_source
+
+    cdse_env(monkeypatch, srv)
+    serve_pages(srv, ew_pages)
+    src = get_source("cdse", modes=[modes.lower()])
+    assert src.modes == (modes,)
+    assert [s.name for s in src.search(aoi, SINCE, UNTIL)] == kept
+    f = srv.requests_to(PRODUCTS)[0].query["$filter"]
+    assert ("'EW_GRDM_1S'" in f, "'IW_GRDH_1S'" in f) == (modes == "EW", modes == "IW")
+    st = src.last_search_stats
+    assert (st.records, st.kept, st.foreign) == (16, len(kept), foreign)
 
 
 def test_published_after_query(srv, monkeypatch, ew_pages, aoi):
@@ -117,7 +148,7 @@ def test_search_survives_429_and_500(srv, monkeypatch, ew_pages, aoi):
     t0 = time.monotonic()
     scenes = list(CDSESource(backoff=0.01).search(aoi, SINCE, UNTIL))
     assert time.monotonic() - t0 >= 0.95
-    assert [s.name for s in scenes] == [SAMPLE, BARENTS, WKT_ONLY]
+    assert [s.name for s in scenes] == [SAMPLE, BARENTS, IW, WKT_ONLY]
 
 
 def test_empty_page(srv, monkeypatch, aoi):

@@ -24,8 +24,26 @@ def test_search_lists_scenes(srv, monkeypatch, ew_pages, capsys):
     assert cli.main(["search", "--bbox", "0", "70", "110", "85", *WINDOW]) == 0
     out, err = capsys.readouterr()
     lines = out.strip().splitlines()
-    assert len(lines) == 3 and SAMPLE in lines[0] and lines[0].startswith("2022-11-30 01:43:42")
-    assert "3 scene(s) from cdse" in err
+    assert len(lines) == 4 and SAMPLE in lines[0] and lines[0].startswith("2022-11-30 01:43:42")
+    assert " EW HH+HV " in lines[0] and " IW VV+VH " in lines[2]  # mode and polarisations
+    assert "4 scene(s) from cdse" in err
+
+
+def test_search_of_one_mode_and_a_bad_one(srv, monkeypatch, ew_pages, capsys):
+    cdse_env(monkeypatch, srv)
+    serve_pages(srv, ew_pages)
+    assert cli.main(["search", "--bbox", "0", "70", "110", "85", *WINDOW, "--modes", "iw"]) == 0
+    out, err = capsys.readouterr()
+    assert [line.split()[2] for line in out.strip().splitlines()] == [
+        "S1A_IW_GRDH_1SDV_20221130T060000_20221130T060025_046120_05854C_AAAA"
+    ]
+    assert "'IW_GRDH_1S'" in srv.requests_to("/odata/v1/Products")[0].query["$filter"]
+    n = len(srv.requests)
+    for bad in ("SM", "EW,XX", ","):
+        assert cli.main(["search", "--bbox", "0", "70", "110", "85", *WINDOW, "--modes", bad]) == 2
+        err = capsys.readouterr().err
+        assert "--modes" in err and "EW, IW" in err
+    assert len(srv.requests) == n  # refused before any request
 
 
 def test_search_json(srv, monkeypatch, ew_pages, capsys):
@@ -37,8 +55,9 @@ def test_search_json(srv, monkeypatch, ew_pages, capsys):
     )
     doc = json.loads(capsys.readouterr().out)
     records = doc["scenes"]
-    assert doc["stats"]["kept"] == 3  # the search found 3; --limit listed 2
+    assert doc["stats"]["kept"] == 4  # the search found 4; --limit listed 2
     assert [r["name"][:16] for r in records] == ["S1A_EW_GRDM_1SDH"] * 2
+    assert (records[0]["mode"], records[0]["polarisations"]) == ("EW", ["HH", "HV"])
     assert records[0]["checksum"][0] == "BLAKE3" and records[0]["footprint"].startswith("POLYGON")
     assert records[0]["attrs"]["orbitDirection"] == "DESCENDING"
 
@@ -127,7 +146,7 @@ def test_download_unknown_product(srv, monkeypatch, tmp_path, capsys):
     srv.add_token_endpoint()
     serve_pages(srv, [{"value": []}])
     assert cli.main(["download", SAMPLE, "--out", str(tmp_path)]) == 2
-    assert "has no EW GRDM dual-pol product" in capsys.readouterr().err
+    assert "has no dual-pol EW GRDM or IW GRDH product" in capsys.readouterr().err
 
 
 def test_download_failure_is_exit_1_and_rerun_finishes(srv, monkeypatch, ew_pages, tmp_path,

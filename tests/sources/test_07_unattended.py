@@ -63,13 +63,13 @@ def test_stats_count_every_reason(srv, monkeypatch, ew_pages):
     scenes = list(src.search(WIDE, SINCE, UNTIL))
     st = src.last_search_stats
     assert isinstance(st, SearchStats) and st.source == "cdse"
-    # 8 records x 2 search polygons: 3 kept; the COG twin (x2), the second polygon's repeats,
-    # IW and 1SSH products, the Labrador scene outside, the footprint-less record
-    assert (st.records, st.kept) == (16, len(scenes)) == (16, 3)
-    assert st.skipped == {"foreign": 4, "twin": 2, "duplicate": 3, "outside": 2, "unparseable": 2}
+    # 8 records x 2 search polygons: 4 kept (3 EW, 1 IW); the COG twin (x2), the second
+    # polygon's repeats, the 1SSH product, the Labrador scene outside, the footprint-less record
+    assert (st.records, st.kept) == (16, len(scenes)) == (16, 4)
+    assert st.skipped == {"foreign": 2, "twin": 2, "duplicate": 4, "outside": 2, "unparseable": 2}
     assert sum(st.skipped.values()) + st.kept == st.records
     assert "S1A_EW_GRDM_1SDH_20221130T120000" in st.samples[0]
-    assert st.summary().startswith("16 record(s), 3 kept; skipped: 4 foreign, 2 twin")
+    assert st.summary().startswith("16 record(s), 4 kept; skipped: 2 foreign, 2 twin")
 
 
 def test_real_aux_pages_counted_as_foreign(srv, monkeypatch, aux_pages):
@@ -122,10 +122,10 @@ def test_search_command_shows_stats(srv, monkeypatch, ew_pages, capsys):
             "--until", "2022-12-01"]  # fmt: skip
     assert cli.main(argv) == 0
     err = capsys.readouterr().err
-    assert "searched: 16 record(s), 3 kept; skipped: 4 foreign, 2 twin, 3 duplicate" in err
+    assert "searched: 16 record(s), 4 kept; skipped: 2 foreign, 2 twin, 4 duplicate" in err
     assert cli.main([*argv, "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
-    assert len(doc["scenes"]) == 3
+    assert len(doc["scenes"]) == 4
     assert doc["stats"]["records"] == 16 and doc["stats"]["skipped"]["outside"] == 2
 
 
