@@ -67,7 +67,21 @@ class ScanConfig(StrictModel):
         "auto = the COG twin for s3/mount, the original for download",
     )
     keep_downloads: bool = Field(
-        True, description="keep downloaded products under <out>/downloads after processing"
+        False,
+        description="keep downloaded products under <out>/downloads; false: each is deleted as "
+        "soon as its mosaic is built (a month of nights does not fill the disk)",
+    )
+    min_free_disk_gb: float = Field(
+        5.0,
+        ge=0,
+        description="a download that would leave less free disk than this is refused (the "
+        "scene fails and is retried by the next run)",
+    )
+    max_in_flight: int | None = Field(
+        None,
+        ge=1,
+        description="mosaic chains submitted to the cluster at once (more follow as chains "
+        "finish); null = 4 per worker: memory, open files and disk stay flat for any backlog",
     )
     mosaic: MosaicConfig = Field(default_factory=MosaicConfig)
     tiling: TilingConfig = Field(default_factory=TilingConfig)

@@ -10,7 +10,7 @@ shared file behind. Workers write only per-mosaic files under unique names.
 from __future__ import annotations
 
 import logging
-import shutil
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ from polarscan.common.errors import as_disk_full
 from scanner.mosaic.result import MosaicResult
 from scanner.record import SceneStatus
 from scanner.scan.stages import MosaicJob, RunContext, StageResult
-from scanner.scan.summary import Detection, Failure, ScanSummary
+from scanner.scan.summary import Detection, Failure, Progress, ScanSummary
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,11 @@ class Publisher:
         self.record = record
         self.summary = summary
         self.lock = lock  # the run lock, refreshed as mosaics finish (long backfills)
+        self.progress = Progress(summary.counts.mosaics, 0, time.monotonic())
+
+    def planned(self, jobs: list[MosaicJob]) -> None:
+        """The work this run will do (for the progress lines)."""
+        self.progress = Progress(len(jobs), sum(len(j.scenes) for j in jobs), time.monotonic())
 
     # --- runner hooks ---------------------------------------------------------------------
 
@@ -68,9 +73,7 @@ class Publisher:
             ran_on=res.ran_on,
             timings=res.timings,
         )
-        if not self.ctx.config.keep_downloads:
-            remove_downloads(res.paths, self.ctx.downloads_dir)
-        self._heartbeat()
+        self._heartbeat(job)
 
     def failed(self, job: MosaicJob, stage: str, err: BaseException) -> None:
         """Record the mosaic's scenes as failed. A full disk (or file-size limit) is the
@@ -84,11 +87,12 @@ class Publisher:
                              run_id=self.ctx.run_id, source=scene.source)  # fmt: skip
         failure = Failure(job.mosaic_id, tuple(s.name for s in job.scenes), message)
         self.summary = self.summary.add_failure(failure)
-        self._heartbeat()
+        self._heartbeat(job)
         if full is not None:
             raise full
 
-    def _heartbeat(self) -> None:
+    def _heartbeat(self, job: MosaicJob) -> None:
+        log.info("%s", self.progress.update(len(job.scenes), time.monotonic()))
         if self.lock is not None:
             self.lock.refresh()
 
@@ -164,17 +168,6 @@ def detection_summaries(mosaic: MosaicResult, indices) -> list[Detection]:
         p = float(mosaic.probabilities[int(i)])
         out.append(Detection(mosaic.mosaic_id, w.id, p, float(lon), float(lat)))
     return out
-
-
-def remove_downloads(paths, downloads_dir: Path) -> None:
-    """Delete downloaded products (only those inside ``downloads_dir``)."""
-    root = downloads_dir.resolve()
-    for p in map(Path, paths):
-        try:
-            if root in p.resolve().parents:
-                shutil.rmtree(p) if p.is_dir() else p.unlink()
-        except OSError as err:
-            log.warning("could not remove %s: %s", p, err)
 
 
 def _versions() -> dict[str, str]:

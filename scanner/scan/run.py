@@ -173,6 +173,18 @@ def plan_work(scenes, max_gap_s: float, card) -> Plan:
     return Plan(jobs, refused, unaccepted)
 
 
+def cluster_spec(config: ScanConfig) -> ClusterSpec:
+    """How the runner runs, from the scan config."""
+    return ClusterSpec(
+        sequential=config.sequential,
+        workers=config.workers,
+        threads_per_worker=config.threads_per_worker,
+        scheduler=config.scheduler,
+        connect_timeout_s=config.scheduler_timeout_s,
+        max_in_flight=config.max_in_flight,
+    )
+
+
 def claim_work(rec, run_id: str, source_name: str, aoi, config: ScanConfig) -> list:
     """Pending scenes of this source over this area (new, or failed with attempts left),
     claimed for this run; scenes another live run holds are left to it."""
@@ -192,8 +204,8 @@ def claim_work(rec, run_id: str, source_name: str, aoi, config: ScanConfig) -> l
 
 def scan(request: ScanRequest, config: ScanConfig, *, progress: bool = True) -> ScanSummary:
     """Run one scan; returns its :class:`ScanSummary`."""
-    from scanner.record import Record, RunStatus, new_run_id
     from scanner.access.eodata import configure_access
+    from scanner.record import Record, RunStatus, new_run_id
     from scanner.sources import get_source
 
     t0 = time.monotonic()
@@ -209,13 +221,7 @@ def scan(request: ScanRequest, config: ScanConfig, *, progress: bool = True) -> 
     model_path = resolve_model(config)
     check_card_file(model_path, config)
     check_record(config.out_dir)
-    spec = ClusterSpec(
-        sequential=config.sequential,
-        workers=config.workers,
-        threads_per_worker=config.threads_per_worker,
-        scheduler=config.scheduler,
-        connect_timeout_s=config.scheduler_timeout_s,
-    )
+    spec = cluster_spec(config)
     run_id = new_run_id()
     with contextlib.ExitStack() as stack:
         runner = stack.enter_context(Runner(spec))  # a scheduler must answer before work
@@ -265,6 +271,7 @@ def scan(request: ScanRequest, config: ScanConfig, *, progress: bool = True) -> 
             started=started,
         )
         pub = Publisher(ctx, rec, summary, lock)
+        pub.planned([*jobs, *(job for job, _ in plan.refused)])
         for job, err in plan.refused:  # failed in the record, listed in the summary
             pub.failed(job, "plan", err)
         log.info("%d scene(s) found, %d to process in %d mosaic(s)", len(found), len(todo),

@@ -13,6 +13,7 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from affine import Affine
 
+from polarscan.common.errors import ProcessingError
 from scanner.mosaic.result import MosaicResult, Provenance, scene_records
 from scanner.scan.runner import Stage
 
@@ -101,10 +103,45 @@ def fetch(res: StageResult, ctx: RunContext) -> StageResult:
     source = get_source(ctx.source)
     access = ctx.config.access
     configure_access(source, access, ctx.config.twin)  # s3/mount: a place to read, no copy
-    if access == "download" and not ctx.source.startswith(("demo", "local:")):
+    copies = access == "download" and not ctx.source.startswith(("demo", "local:"))
+    if copies:
         ctx.downloads_dir.mkdir(parents=True, exist_ok=True)  # demo/local serve files in place
-    paths = tuple(str(source.download(scene, ctx.downloads_dir)) for scene in res.job.scenes)
-    return res.timed("download", t0, paths=paths)
+    paths = []
+    for scene in res.job.scenes:
+        if copies:
+            check_free_disk(ctx.downloads_dir, scene.size, ctx.config.min_free_disk_gb)
+        paths.append(str(source.download(scene, ctx.downloads_dir)))
+    return res.timed("download", t0, paths=tuple(paths))
+
+
+def check_free_disk(folder: Path, size: int | None, floor_gb: float) -> None:
+    """Refuse a download of ``size`` bytes that would leave less than ``floor_gb`` free in
+    ``folder`` (an unknown size counts as 1 GB, about the largest GRD product)."""
+    import shutil
+
+    free = shutil.disk_usage(folder).free
+    need = size if size is not None else 10**9
+    if free - need < floor_gb * 1e9:
+        raise ProcessingError(
+            f"downloading {need / 1e9:.2f} GB into {folder} would leave "
+            f"{max(free - need, 0) / 1e9:.1f} GB free, under the floor of {floor_gb:g} GB",
+            "free disk space there (old downloads, mosaics) or lower min_free_disk_gb in the "
+            "scan config; the scene is retried by the next run",
+        )
+
+
+def remove_downloads(paths: Sequence[str], downloads_dir: Path) -> None:
+    """Delete downloaded products (only those inside ``downloads_dir``; local and demo
+    products, and products read in place, are never touched)."""
+    import shutil
+
+    root = downloads_dir.resolve()
+    for p in map(Path, paths):
+        try:
+            if root in p.resolve().parents:
+                shutil.rmtree(p) if p.is_dir() else p.unlink()
+        except OSError as err:
+            log.warning("could not remove %s: %s", p, err)
 
 
 #: CDSE allows 4 connections per user, whatever the number of worker processes
@@ -131,6 +168,8 @@ def make_mosaic(res: StageResult, ctx: RunContext) -> StageResult:
         scenes=scene_records(res.job.scenes),
         rasters={"rgb": str(built.path)},
     )
+    if not ctx.config.keep_downloads:
+        remove_downloads(res.paths, ctx.downloads_dir)  # the mosaic holds what the model needs
     return res.timed("mosaic", t0, mosaic=mosaic)
 
 

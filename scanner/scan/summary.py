@@ -142,6 +142,32 @@ class ScanSummary:
         }
 
 
+class Progress:
+    """Mosaics and scenes done out of those planned, and an ETA from the pace so far — the line
+    a cron log shows as a backfill goes (the progress bar only draws on a terminal)."""
+
+    def __init__(self, mosaics: int, scenes: int, start: float) -> None:
+        self.mosaics, self.scenes, self.start = mosaics, scenes, start
+        self.mosaics_done = self.scenes_done = 0
+
+    def update(self, n_scenes: int, now: float) -> str:
+        self.mosaics_done += 1
+        self.scenes_done += n_scenes
+        left = self.mosaics - self.mosaics_done
+        pace = (now - self.start) / self.mosaics_done
+        eta = f"ETA {_duration(pace * left)}" if left else "done"
+        return (
+            f"{self.mosaics_done}/{self.mosaics} mosaics, {self.scenes_done}/{self.scenes} "
+            f"scenes done; {eta}"
+        )
+
+
+def _duration(seconds: float) -> str:
+    s = int(round(seconds))
+    h, rem = divmod(s, 3600)
+    return f"{h}h{rem // 60:02d}m" if h else f"{rem // 60}m{rem % 60:02d}s"
+
+
 def _top(detections: tuple[Detection, ...]) -> tuple[Detection, ...]:
     return tuple(sorted(detections, key=lambda d: -d.probability)[:TOP_N])
 
