@@ -22,32 +22,47 @@ def _mosaic_dirs(out: Path) -> list[Path]:
 
 def test_cube_equals_the_cogs(demo_scan):
     ds = open_scan(demo_scan, chunks=128)
-    [folder] = _mosaic_dirs(demo_scan)
-    mid = folder.name
-    assert [str(m) for m in ds.mosaic_id.values] == [mid]
-    for var in ("probability", "gradcam"):
-        with rasterio.open(folder / f"{mid}_{var}.tif") as src:
-            ref = src.read(1)
-            assert ds.rio.crs == src.crs
-            assert tuple(ds.rio.transform())[:6] == tuple(src.transform)[:6]
-            # the whole cube plane equals the COG (one mosaic: the union is its own grid)
-            np.testing.assert_array_equal(ds[var].isel(time=0).values, ref)
-            # and single pixels picked by coordinate equal rasterio's lookup there
-            for x, y in [(ds.x.values[10], ds.y.values[200]), (ds.x.values[200], ds.y.values[120])]:
-                row, col = src.index(x, y)
-                got = float(ds[var].sel(x=x, y=y).isel(time=0))
-                assert np.array_equal(got, ref[row, col], equal_nan=True)
-    p = ds.probability.isel(time=0).values
-    assert np.isnan(p).any() and np.isfinite(p).any()  # NaN outside the swath
-    # sensing time: the scenes layer's earliest start, and within 1 ms of the RGB COG's tag
-    with rasterio.open(folder / f"{mid}_rgb.tif") as src:
-        tag = np.datetime64(src.tags()["start"].replace("+00:00", ""), "ns")
-    assert abs(ds.time.values[0] - tag) < np.timedelta64(1, "ms")
+    folders = _mosaic_dirs(demo_scan)
+    assert len(folders) == 2  # the demo's two passes, one mosaic each
     scenes = pyogrio.read_dataframe(
         demo_scan / "detections.gpkg", layer="scenes", read_geometry=False
     )
-    first = scenes["start"].min().tz_convert("UTC").tz_localize(None).to_datetime64()
-    assert ds.time.values[0] == first
+    # one time step per mosaic, in sensing order
+    starts = scenes.groupby("mosaic_id")["start"].min().sort_values()
+    assert [str(m) for m in ds.mosaic_id.values] == list(starts.index)
+    assert sorted(starts.index) == [f.name for f in folders]
+    left, top = float(ds.x.values[0]), float(ds.y.values[0])  # pixel centres
+    for i, mid in enumerate(starts.index):
+        folder = demo_scan / "mosaics" / mid
+        for var in ("probability", "gradcam"):
+            plane = ds[var].isel(time=i).values
+            with rasterio.open(folder / f"{mid}_{var}.tif") as src:
+                ref = src.read(1)
+                assert ds.rio.crs == src.crs
+                res = src.res[0]
+                assert (ds.rio.resolution()[0], -ds.rio.resolution()[1]) == src.res
+                # the mosaic sits on the union grid's pixel edges: its block equals the COG
+                x0, y0 = src.xy(0, 0)
+                col0, row0 = round((x0 - left) / res), round((top - y0) / res)
+                assert (col0, row0) == ((x0 - left) / res, (top - y0) / res)
+                h, w = ref.shape
+                np.testing.assert_array_equal(plane[row0 : row0 + h, col0 : col0 + w], ref)
+                rest = plane.copy()
+                rest[row0 : row0 + h, col0 : col0 + w] = np.nan
+                assert np.isnan(rest).all()  # NaN outside this mosaic
+                # and single pixels picked by coordinate equal rasterio's lookup there
+                for row, col in [(h // 2, w // 3), (h // 3, w // 2)]:
+                    x, y = src.xy(row, col)
+                    got = float(ds[var].sel(x=x, y=y).isel(time=i))
+                    assert np.array_equal(got, ref[row, col], equal_nan=True)
+        p = ds.probability.isel(time=i).values
+        assert np.isnan(p).any() and np.isfinite(p).any()  # NaN outside the swath
+        # sensing time: the scenes layer's earliest start, and within 1 ms of the RGB COG's tag
+        with rasterio.open(folder / f"{mid}_rgb.tif") as src:
+            tag = np.datetime64(src.tags()["start"].replace("+00:00", ""), "ns")
+        assert abs(ds.time.values[i] - tag) < np.timedelta64(1, "ms")
+        first = starts[mid].tz_convert("UTC").tz_localize(None).to_datetime64()
+        assert ds.time.values[i] == first
 
 
 def test_open_detections_matches_the_gpkg(demo_scan):

@@ -1,5 +1,6 @@
-"""The forecaster's morning after ``cli.py scan --source demo``: a polar low on the vortex in
-``polar_lows``, the report, the QGIS project, the webhook and the command, all from the CLI."""
+"""The forecaster's morning after ``cli.py scan --source demo``: a polar low on the vortex of
+each of the demo's two passes in ``polar_lows``, one track through both, the report, the QGIS
+project, the webhook and the command, all from the CLI."""
 
 from __future__ import annotations
 
@@ -43,11 +44,22 @@ def test_demo_morning(tmp_path, demo_cache, scan_model):
         assert o["notify"] == {"webhook": {"ok": True, "status": 200, "attempts": 1},
                                "command": {"ok": True}}  # fmt: skip
         assert json.loads(posted[0].body) == json.loads(seen.read_text())
-    [folder] = [Path(p) for p in o["mosaics"]]
-    assert (folder / f"{folder.name}_gradcam.qml").is_file()
+    folders = [Path(p) for p in o["mosaics"]]
+    assert len(folders) == 2  # one mosaic per pass
+    for folder in folders:
+        assert (folder / f"{folder.name}_gradcam.qml").is_file()
     if Path(scan_model) != DEMO_MODEL:
         pytest.skip("the vortex check needs the trained demo weights")
-    lat, lon, radius_km = demo_source.VORTEX
-    top = lows.sort_values("max_probability").iloc[-1]
-    _, _, dist = Geod(ellps="WGS84").inv(lon, lat, top["lon"], top["lat"])
-    assert dist < radius_km * 1000  # the centre estimate lies within the vortex
+    # one polar low per pass, each centre within that pass's vortex, both on one track
+    assert o["polar_lows"] == 2 and lows["mosaic_id"].nunique() == 2
+    assert lows["track_id"].nunique() == 1
+    geod = Geod(ellps="WGS84")
+    for (_, low), (lat, lon, radius_km) in zip(
+        lows.sort_values("time").iterrows(), demo_source.vortices(), strict=True
+    ):
+        _, _, dist = geod.inv(lon, lat, low["lon"], low["lat"])
+        assert dist < radius_km * 1000, (low["mosaic_id"], dist)  # within the vortex
+    tracks = pyogrio.read_dataframe(out / "detections.gpkg", layer="tracks")
+    assert len(tracks) == 1 and int(tracks["n_sightings"].iloc[0]) == 2
+    html = (out / "report" / "index.html").read_text()
+    assert tracks["track_id"].iloc[0] in html  # the report names the track

@@ -71,6 +71,6 @@ def test_installed_wheel_runs_the_demo_from_any_folder(wheel, tmp_path, demo_cac
         cwd=cwd, env=env, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr[-2000:]
-    assert '"processed": 2' in run.stdout
+    assert '"processed": 4' in run.stdout  # the demo's two passes of two slices
     assert (out / "detections.gpkg").is_file() and (out / "stac" / "catalog.json").is_file()
     assert not list(cwd.iterdir())  # nothing written where it ran
