@@ -69,7 +69,9 @@ def _rows(pairs) -> str:
 CSS = """body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;max-width:1100px;color:#222}
 h1{font-size:1.4em}table{border-collapse:collapse;margin:.5em 0}th,td{padding:2px 10px;
 text-align:left;border-bottom:1px solid #ddd}.lows{display:flex;flex-wrap:wrap;gap:1em}
-.low{border:1px solid #ccc;padding:.5em;width:460px}.none{color:#666}img{max-width:100%}"""
+.low{border:1px solid #ccc;padding:.5em;width:460px;box-sizing:border-box}
+.low table{width:100%;table-layout:fixed}.low td{overflow-wrap:anywhere}.low th{width:7em}
+.none{color:#666}img{max-width:100%}"""
 
 
 def render_html(summary: dict, night: Night, images: dict[str, str], prefix: str, root: str) -> str:
