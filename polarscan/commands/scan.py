@@ -25,7 +25,9 @@ Scan Sentinel-1 EW and IW scenes over an area for polar lows. Finds the scenes (
 with --since last), downloads them, builds one mosaic per datatake, scores the model's windows,
 writes Grad-CAM/IG rasters, and adds everything to OUT: detections.gpkg (QGIS layers), mosaics/,
 stac/catalog.json, record.sqlite. Exit 0: every scene succeeded; 1: some failed (the others are
-done and recorded, and failed ones are retried next run); 2: bad usage.
+done and recorded, and failed ones are retried next run); 2: bad usage; 3: disk full or file-size
+limit hit (free space, rerun); 130/143: interrupted by Ctrl-C/SIGTERM (scenes released). See
+docs/faults.md.
 Try it offline: python cli.py scan --source demo --out demo-output
 """
 
