@@ -159,8 +159,9 @@ def _free_bytes(path: str | Path) -> int | None:
 def _size(n: int | None) -> str:
     if n is None:
         return "?"
+    size = float(n)
     for unit in ("bytes", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n} {unit}" if unit == "bytes" else f"{n:.0f} {unit}"
-        n /= 1024
-    return f"{n} TiB"
+        if size < 1024 or unit == "GiB":
+            return f"{n} {unit}" if unit == "bytes" else f"{size:.0f} {unit}"
+        size /= 1024
+    return f"{size:.0f} TiB"

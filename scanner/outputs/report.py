@@ -44,7 +44,7 @@ def read_night(gpkg: Path, run_id: str) -> Night:
         if name not in present:  # no run has written it yet: empty, with its columns
             from scanner.outputs.frames import SCHEMAS
 
-            cols = {c: [] for c in SCHEMAS.get(name, {})}
+            cols: dict[str, list] = {c: [] for c in SCHEMAS.get(name, {})}
             return gpd.GeoDataFrame(cols, geometry=[], crs="EPSG:3413")
         return pyogrio.read_dataframe(gpkg, layer=name, where=where)
 
