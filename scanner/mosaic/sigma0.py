@@ -135,16 +135,20 @@ def _sample_product(p, gc, grid, rows, cols, block, config, timings):
 
     from polarscan.common.rgb import to_db
     from scanner.mosaic.resample import BlockSampler
-    from scanner.safe.radiometry import sigma0_blocks
+    from scanner.safe.radiometry import block_grid, sigma0_blocks
+
+    # the radiometry blocks: uniform, or whole overview pixels of a COG twin (same for both pols)
+    blocks = block_grid(p, p.co_pol, block)
 
     def radiometry(pol: str) -> np.ndarray:
-        return to_db(sigma0_blocks(p, pol, block), config.rgb.floor_db)
+        return to_db(sigma0_blocks(p, pol, block, grid=blocks), config.rgb.floor_db)
 
     def geocode() -> BlockSampler:
         t0 = time.perf_counter()
         line, pixel = gc.inverse_map(grid, rows, cols, step_m=config.inverse_step_m)
         t1 = time.perf_counter()
-        sampler = BlockSampler(line, pixel, p.shape, block, config.resampling)
+        line, pixel, shape = blocks.sampler_positions(line, pixel)
+        sampler = BlockSampler(line, pixel, shape, block, config.resampling)
         timings["geocode"] += t1 - t0
         timings["resample"] += time.perf_counter() - t1
         return sampler

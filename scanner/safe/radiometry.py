@@ -11,23 +11,32 @@ tabulated every ~40 px, so the error is second order). Negative values (HV near 
 are clipped to :data:`SIGMA0_FLOOR`; blocks without any valid pixel (DN == 0) are NaN.
 
 **Overviews.** A COG twin's measurement carries RMS overviews (``OVERVIEW_RESAMPLING=RMS``): each
-overview pixel is sqrt(mean DN²) of its footprint, so its square is the footprint's mean DN². When
-a measurement has overviews, the block means of DN² come from the coarsest overview whose pixels
-tile a block (decimation ``f`` dividing ``block``) with at least :data:`MIN_OVERVIEW_PX` of them
-per block side (:func:`choose_overview`): ~f² fewer bytes read and pixels summed. Before that is
-trusted, once per measurement, one tile of full-resolution DN is compared with the overview over
-the same footprint (:func:`verify_overview`): the mean of the overview's squares must match the
-mean DN² within :data:`OVERVIEW_TOLERANCE`, else (an AVERAGE overview: the square of a mean is
-not the mean of squares) the reason is logged and full resolution is read.
+overview pixel is sqrt(weighted mean DN²) of its footprint. GDAL's footprints are not whole
+``f × f`` squares (level sizes are halved and floored, so ratios like 4.009; area weighting;
+each level made from the one before: :mod:`scanner.safe.footprints`), so they drift from a
+uniform block grid. A twin's blocks are therefore groups of whole pixels of the coarsest
+overview that tiles ``block`` (:func:`choose_overview`, :func:`block_grid`), and both of its
+paths sum the same footprints: the overview path averages the squares of the block's overview
+pixels (~f² fewer bytes read), the full-resolution path weights each DN² as GDAL weighted it
+into those pixels (:func:`mean_dn2_weighted`). LUTs are evaluated at the blocks' weighted
+centres; the mosaic samples the blocks there. Originals keep uniform ``block × block`` blocks.
+Before an overview is trusted, once per measurement, one tile of full-resolution DN is compared
+with it over the same footprints (:func:`verify_overview`): the mean of the overview's squares
+must match within :data:`OVERVIEW_TOLERANCE`, else (an AVERAGE overview: the square of a mean is
+not the mean of squares) the reason is logged and the full-resolution path is read.
 """
 
 from __future__ import annotations
 
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
+from scipy import sparse
+
+from scanner.safe.footprints import BlockGrid, cog_grid, overview_weights, uniform_grid
+from scanner.safe.footprints import uniform_centres as block_centres  # noqa: F401 - re-exported
 
 if TYPE_CHECKING:
     from rasterio.windows import Window
@@ -51,13 +60,6 @@ PASS_BYTES = 1 << 20
 squaring and summing a whole 512-row strip at once streams ~20 MB through memory three times;
 doing it a few block rows at a time makes that step ~2.5x faster and the whole strip reduction
 ~25 % cheaper in CPU (measured; bit-identical float32 sums, same summation order)."""
-
-
-def block_centres(n: int, block: int) -> np.ndarray:
-    """Centre (in pixel index units) of each block; the last block may be partial."""
-    starts = np.arange(0, n, block, dtype=np.float64)
-    stops = np.minimum(starts + block, n)
-    return (starts + stops - 1.0) / 2.0
 
 
 def calibrate(dn2: np.ndarray, sigma_nought: np.ndarray, noise: np.ndarray | None) -> np.ndarray:
@@ -130,10 +132,19 @@ class BlockAccumulator:
 
 MIN_OVERVIEW_PX = 1.5
 """Overview pixels per block side, at least: coarser overviews leave too few samples per block."""
-OVERVIEW_TOLERANCE = 0.02
-"""Relative difference allowed between an overview's squares and full-resolution DN² (RMS
-overviews of uint16 DN round each value by at most 0.5: far less than this on a tile)."""
-CHECK_PX = 1024  # side of the full-resolution window an overview is checked on
+OVERVIEW_TOLERANCE = 0.005
+"""Relative difference allowed between an overview's squares and the full-resolution DN² of the
+same footprints (:mod:`scanner.safe.footprints`). An RMS overview agrees to ~0.1 % (its values
+are rounded to integers); an AVERAGE one is low by the amplitude speckle's relative variance,
+~2 % at EW's 10.7 looks, more at fewer looks."""
+CHECK_PX = 240
+"""Side (full-resolution pixels) of the window an overview is checked on, placed just inside a
+1024-pixel tile near the scene centre: one tile of a CDSE twin (``BLOCKSIZE=1024``) is read.
+Its ~3600 1/4-overview pixels are plenty: RMS and AVERAGE differ systematically, not by chance."""
+TILE = 1024
+COG_FACTORS = (2, 4, 8, 16, 32, 64)
+"""Overview decimations of CDSE's COG twins (``OVERVIEW_COUNT=6``)."""
+GRID_RULES = ("auto", "uniform", "cog")
 
 
 def choose_overview(factors: list[int], block: int, min_px: float = MIN_OVERVIEW_PX) -> int | None:
@@ -143,103 +154,75 @@ def choose_overview(factors: list[int], block: int, min_px: float = MIN_OVERVIEW
     return max(ok) if ok else None
 
 
-def aligned_block(block: int, min_px: float = MIN_OVERVIEW_PX, max_factor: int = 64) -> int:
-    """The block size nearest ``block`` that a power-of-two overview (≤ ``max_factor``, as in
-    CDSE's COG twins) tiles with ≥ ``min_px`` pixels per side at the coarsest such level: 12 →
-    16 (1/8 overview), 50 → 64 (1/32). For callers that may choose the block grid (it must be
-    the same for a twin's overviews and an original's full resolution)."""
-    f = 1
-    while f * 2 <= max_factor and block / (f * 2) >= min_px:
-        f *= 2
-    return max(f, f * round(block / f))
+def block_grid(product: Product, pol: str, block: int, rule: str = "auto") -> BlockGrid:
+    """The radiometry blocks of ``pol``: ``"auto"`` — of whole overview pixels when the
+    measurement has power-of-two overviews that tile ``block`` (a COG twin, level sizes read
+    from the file), else uniform ``block``-pixel blocks (an original: unchanged); ``"uniform"``;
+    ``"cog"`` — the blocks a COG twin of this product would have (GDAL's level sizes), to read
+    an original on its twin's footprints."""
+    if rule not in GRID_RULES:
+        raise ValueError(f"unknown block grid rule {rule!r} (known: {', '.join(GRID_RULES)})")
+    if rule == "cog":
+        factor = choose_overview(list(COG_FACTORS), block)
+        return uniform_grid(product.shape, block) if factor is None else cog_grid(
+            product.shape, block, factor)  # fmt: skip
+    factors = product.overview_factors(pol) if rule == "auto" else []
+    factor = choose_overview(factors, block)
+    chain = [2**k for k in range(1, factor.bit_length())] if factor else []
+    if factor is None or factor & (factor - 1) or any(f not in factors for f in chain):
+        return uniform_grid(product.shape, block)
+    return cog_grid(product.shape, block, factor, [product.overview_shape(pol, f) for f in chain])
 
 
-COG_FACTORS = (2, 4, 8, 16, 32, 64)
-"""Overview decimations of CDSE's COG twins (``OVERVIEW_COUNT=6``)."""
-
-
-def overview_size(n: int, factor: int) -> int:
-    """Pixels of a COG overview of decimation ``factor`` along a side of ``n``: GDAL halves the
-    previous level's size, rounding down (10487 → 5243 → 2621 …)."""
-    while factor > 1:
-        n, factor = n // 2, factor // 2
-    return max(1, n)
-
-
-def _footprint_groups(n_full: int, n_ov: int, block: int) -> np.ndarray:
-    """Start index, in overview pixels, of each block: overview pixel ``j`` (footprint
-    ``[j·r, (j+1)·r)``, ``r = n_full / n_ov`` as GDAL builds overviews) belongs to the block
-    holding its centre."""
-    ratio = n_full / n_ov
-    centres = (np.arange(n_ov) + 0.5) * ratio
-    return np.searchsorted(centres, np.arange(0, n_full, block, dtype=np.float64))
-
-
-def _group_sum(a: np.ndarray, starts: np.ndarray, axis: int) -> np.ndarray:
-    """Sums of ``a`` along ``axis`` over the groups beginning at ``starts`` (increasing; a group
-    may be empty: its sum is 0)."""
-    n = a.shape[axis]
-    idx = np.minimum(starts, max(n - 1, 0))
-    out = (
-        np.add.reduceat(a, idx, axis=axis)
-        if n
-        else np.zeros(tuple(len(starts) if i == axis else d for i, d in enumerate(a.shape)))
-    )
-    ends = np.append(starts[1:], n)
-    empty = ends <= starts
-    if empty.any():
-        sl: list[Any] = [slice(None)] * a.ndim
-        sl[axis] = np.flatnonzero(empty)
-        out[tuple(sl)] = 0.0
-    return out
-
-
-def verify_overview(product: Product, pol: str, factor: int) -> str | None:
-    """``None`` if the overview of ``factor`` squares to the full-resolution mean DN² on one
-    tile near the scene centre (within :data:`OVERVIEW_TOLERANCE`), else why not."""
+def verify_overview(product: Product, pol: str, grid: BlockGrid) -> str | None:
+    """``None`` if the overview of ``grid.factor`` squares to the full-resolution mean DN² of
+    the same footprints on one tile near the scene centre (within :data:`OVERVIEW_TOLERANCE`),
+    else why not."""
     from rasterio.windows import Window
 
-    lines, samples = product.shape
-    oh, ow = product.overview_shape(pol, factor)
-    ry, rx = lines / oh, samples / ow
-    size = max(factor * 16, min(CHECK_PX, lines, samples))
-    r0 = max(0, (lines // 2 // size) * size)
-    c0 = max(0, (samples // 2 // size) * size)
-    h, w = min(size, lines - r0), min(size, samples - c0)
-    # overview pixels whose centres lie in the window, and the full-resolution footprint of them
-    i0, i1 = int(np.ceil(r0 / ry - 0.5)), int(np.floor((r0 + h) / ry - 0.5)) + 1
-    j0, j1 = int(np.ceil(c0 / rx - 0.5)), int(np.floor((c0 + w) / rx - 0.5)) + 1
-    i1, j1 = min(i1, oh), min(j1, ow)
-    if i1 <= i0 or j1 <= j0:
-        return "the check window holds no overview pixel"
-    fr0, fr1 = round(i0 * ry), min(lines, round(i1 * ry))
-    fc0, fc1 = round(j0 * rx), min(samples, round(j1 * rx))
-    dn = product.read_dn(pol, Window(fc0, fr0, fc1 - fc0, fr1 - fr0))
+    factor = int(grid.factor or 0)
+    side = max(4, min(CHECK_PX, *product.shape) // factor)  # overview pixels
+    sel = []
+    for ax in (grid.rows, grid.cols):
+        start = (ax.n // 2 // TILE) * TILE + 8  # full-resolution pixel, inside a tile
+        j0 = min(int(np.ceil(start / (ax.n / ax.n_overview))), max(0, ax.n_overview - side))
+        j1 = min(ax.n_overview, j0 + side)
+        w = overview_weights(ax.n, _level_sizes(product, pol, factor, ax is grid.rows))[j0:j1]
+        used = np.flatnonzero(np.asarray(w.sum(axis=0)).ravel() > 0)
+        p0, p1 = int(used[0]), int(used[-1]) + 1
+        sel.append((j0, j1, p0, p1, w[:, p0:p1]))
+    (i0, i1, r0, r1, wr), (j0, j1, c0, c1, wc) = sel
+    dn = product.read_dn(pol, Window(c0, r0, c1 - c0, r1 - r0)).astype(np.float64)
     ov = product.read_overview(pol, factor, Window(j0, i0, j1 - j0, i1 - i0))
-    valid = dn != 0
-    if valid.sum() < 0.5 * dn.size or not (ov != 0).any():
+    valid = (dn != 0).astype(np.float64)
+    if valid.mean() < 0.5 or not (ov != 0).any():
         return "the check window is mostly nodata"
-    full = float(np.square(dn[valid], dtype=np.float64).mean())
+    full = float((wr @ (wc @ (np.square(dn) * valid).T).T).sum() / (wr @ (wc @ valid.T).T).sum())
     over = float(np.square(ov[ov != 0], dtype=np.float64).mean())
     diff = over / full - 1.0
     if abs(diff) > OVERVIEW_TOLERANCE:
         return (
             f"its squares are {diff:+.1%} off the mean DN² of the same "
-            f"{fr1 - fr0} x {fc1 - fc0} full-resolution pixels (not an RMS overview?)"
+            f"{r1 - r0} x {c1 - c0} full-resolution pixels (not an RMS overview?)"
         )
     return None
 
 
-def overview_for(product: Product, pol: str, block: int) -> int | None:
-    """The overview decimation to read ``pol`` from at this block size (checked once per
-    measurement, the verdict cached on the product), or ``None`` for full resolution."""
-    factor = choose_overview(product.overview_factors(pol), block)
-    if factor is None:
+def _level_sizes(product: Product, pol: str, factor: int, rows: bool) -> list[int]:
+    chain = [2**k for k in range(1, factor.bit_length())]
+    return [product.overview_shape(pol, f)[0 if rows else 1] for f in chain]
+
+
+def overview_for(product: Product, pol: str, grid: BlockGrid) -> int | None:
+    """The overview decimation to read ``pol``'s block means from on a COG ``grid`` (checked
+    once per measurement, the verdict cached on the product), or ``None``: full resolution."""
+    if grid.factor is None or grid.factor not in product.overview_factors(pol):
         return None
+    factor = grid.factor
     key = (pol.upper(), factor)
     checks = product.overview_checks
     if key not in checks:
-        why = verify_overview(product, pol, factor)
+        why = verify_overview(product, pol, grid)
         checks[key] = why
         if why is None:
             log.info("%s %s: block radiometry from the 1/%d overview", product.name, pol, factor)
@@ -250,33 +233,57 @@ def overview_for(product: Product, pol: str, block: int) -> int | None:
 
 
 def mean_dn2_from_overview(
-    product: Product, pol: str, block: int, factor: int, rows_per_chunk: int | None = None
+    product: Product, pol: str, grid: BlockGrid, rows_per_chunk: int | None = None
 ) -> np.ndarray:
-    """Mean DN² per block from the RMS overview of ``factor`` (float64; NaN where a block has
-    no valid pixel): each overview pixel's square, weighted by its footprint, summed over the
-    overview pixels whose centres lie in the block."""
+    """Mean DN² per block of a COG ``grid`` from its RMS overview (float64; NaN where a block
+    has no valid pixel): the mean of the squares of the block's valid overview pixels."""
     from rasterio.windows import Window
 
-    lines, samples = product.shape
-    oh, ow = product.overview_shape(pol, factor)
-    row_starts = _footprint_groups(lines, oh, block)
-    col_starts = _footprint_groups(samples, ow, block)
-    hb, wb = len(row_starts), len(col_starts)
+    factor = int(grid.factor or 0)
+    oh, ow = grid.rows.n_overview, grid.cols.n_overview
+    per_r = grid.rows.per
+    hb, wb = grid.shape
+    col_starts = grid.cols.starts
     out = np.empty((hb, wb), dtype=np.float64)
-    per = max(1, (rows_per_chunk or DEFAULT_CHUNK_ROWS) // block)  # block rows per strip
-    for b0 in range(0, hb, per):
-        b1 = min(hb, b0 + per)
-        i0 = int(row_starts[b0])
-        i1 = int(row_starts[b1]) if b1 < hb else oh
-        ov = product.read_overview(pol, factor, Window(0, i0, ow, max(0, i1 - i0)))
+    step = max(1, (rows_per_chunk or DEFAULT_CHUNK_ROWS) // grid.rows.block)  # block rows
+    for b0 in range(0, hb, step):
+        b1 = min(hb, b0 + step)
+        i0, i1 = b0 * per_r, min(oh, b1 * per_r)
+        ov = product.read_overview(pol, factor, Window(0, i0, ow, i1 - i0))
         sq = np.square(ov, dtype=np.float64)
         valid = (ov != 0).astype(np.float64)
-        starts = row_starts[b0:b1] - i0
-        sums = _group_sum(_group_sum(sq, starts, 0), col_starts, 1)
-        counts = _group_sum(_group_sum(valid, starts, 0), col_starts, 1)
+        starts = np.arange(0, i1 - i0, per_r)
+        sums = np.add.reduceat(np.add.reduceat(sq, starts, axis=0), col_starts, axis=1)
+        counts = np.add.reduceat(np.add.reduceat(valid, starts, axis=0), col_starts, axis=1)
         with np.errstate(invalid="ignore", divide="ignore"):
             out[b0:b1] = np.where(counts > 0, sums / counts, np.nan)
     return out
+
+
+def mean_dn2_weighted(
+    product: Product, pol: str, grid: BlockGrid, rows_per_chunk: int | None = None
+) -> np.ndarray:
+    """Mean DN² per block of a COG ``grid`` from full resolution, each pixel weighted as the
+    overview weights it (:mod:`scanner.safe.footprints`): what the overview path sums, read
+    from the DN themselves (the fallback when an overview fails its check)."""
+    import rasterio
+    from rasterio.windows import Window
+
+    lines, samples = product.shape
+    wr = sparse.csc_matrix(grid.rows.weights)
+    wc = sparse.csr_matrix(grid.cols.weights)
+    sums = np.zeros(grid.shape)
+    counts = np.zeros(grid.shape)
+    chunk = rows_per_chunk or DEFAULT_CHUNK_ROWS
+    for r0 in range(0, lines, chunk):
+        with rasterio.Env(**GDAL_READ_OPTIONS):
+            dn = product.read_dn(pol, Window(0, r0, samples, min(chunk, lines - r0)))
+        part = wr[:, r0 : r0 + dn.shape[0]]
+        valid = (dn != 0).astype(np.float64)
+        sums += part @ (wc @ (np.square(dn, dtype=np.float64)).T).T
+        counts += part @ (wc @ valid.T).T
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counts > 1e-9, sums / counts, np.nan)
 
 
 def mean_dn2_blocks(
@@ -286,13 +293,17 @@ def mean_dn2_blocks(
     rows_per_chunk: int | None = None,
     *,
     overviews: bool = True,
+    grid: BlockGrid | None = None,
 ) -> np.ndarray:
-    """Mean DN² of valid pixels per block (float64; NaN where a block has none), from an RMS
-    overview when the measurement has a suitable one (:func:`overview_for`) and ``overviews``."""
-    if overviews:
-        factor = overview_for(product, pol, block)
-        if factor is not None:
-            return mean_dn2_from_overview(product, pol, block, factor, rows_per_chunk)
+    """Mean DN² of valid pixels per block of ``grid`` (default :func:`block_grid`; float64,
+    NaN where a block has none). On a COG grid: from the RMS overview when ``overviews`` and
+    it passes its check (:func:`overview_for`), else from full resolution weighted the same way;
+    on a uniform grid: plain means over ``block × block`` pixels."""
+    grid = grid if grid is not None else block_grid(product, pol, block)
+    if not grid.uniform:
+        if overviews and overview_for(product, pol, grid) is not None:
+            return mean_dn2_from_overview(product, pol, grid, rows_per_chunk)
+        return mean_dn2_weighted(product, pol, grid, rows_per_chunk)
     import rasterio
     from rasterio.windows import Window
 
@@ -337,17 +348,20 @@ def sigma0_blocks(
     rows_per_chunk: int | None = None,
     denoise: bool = True,
     overviews: bool = True,
+    grid: BlockGrid | None = None,
 ) -> np.ndarray:
-    """Linear sigma0 per ``block × block`` pixels: float32 (ceil(lines/block), ceil(samples/block)).
+    """Linear sigma0 per block of ``grid`` (default :func:`block_grid`): float32 of
+    ``grid.shape`` — for uniform ``block × block`` blocks (ceil(lines/block),
+    ceil(samples/block)). LUTs are evaluated at the blocks' centres.
 
     Reads the measurement in strips of ``rows_per_chunk`` rows (rounded to whole block rows):
     memory stays at a few strips, never the scene in float32.
     """
     if block < 1:
         raise ValueError("block must be >= 1")
-    lines, samples = product.shape
-    rows, cols = block_centres(lines, block), block_centres(samples, block)
-    dn2 = mean_dn2_blocks(product, pol, block, rows_per_chunk, overviews=overviews)
+    grid = grid if grid is not None else block_grid(product, pol, block)
+    rows, cols = grid.rows.centres, grid.cols.centres
+    dn2 = mean_dn2_blocks(product, pol, block, rows_per_chunk, overviews=overviews, grid=grid)
     a = product.calibration(pol).evaluate(rows, cols)
     noise = product.noise(pol).evaluate(rows, cols) if denoise else None
     return calibrate(dn2, a, noise)
