@@ -115,9 +115,10 @@ class S3Settings:
             "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
             "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",
             "GDAL_HTTP_MULTIPLEX": "YES",
-            # a throttling 503 or a dropped connection is retried, a few times
-            "GDAL_HTTP_MAX_RETRY": "3",
-            "GDAL_HTTP_RETRY_DELAY": "1",
+            # a throttling 503 or a dropped connection is retried, a few times (the environment
+            # may say otherwise: these options are set here, so GDAL would not see it)
+            "GDAL_HTTP_MAX_RETRY": os.environ.get("GDAL_HTTP_MAX_RETRY") or "3",
+            "GDAL_HTTP_RETRY_DELAY": os.environ.get("GDAL_HTTP_RETRY_DELAY") or "1",
             "GDAL_HTTP_TIMEOUT": "60",
             "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ".tiff,.tif",
         }
