@@ -353,6 +353,13 @@ def require_start(
         raise UsageError(problem, fix, key="since")
 
 
+def slice_key(name: str) -> str:
+    """A product name without its CRC (and ``_COG``/``.SAFE``/``.zip``): one slice's original
+    and its COG twin, which has a CRC of its own (``…_53C5`` → ``…_74F9_COG``), share it."""
+    m = NAME_RE.match(name)
+    return name if m is None else name[: m.start("crc") - 1]
+
+
 def unique_scenes(
     candidates: Iterable[Scene | Skipped | None],
     aoi: AOI | None,
@@ -376,14 +383,15 @@ def unique_scenes(
             log.debug("%s: footprint misses the area in EPSG:3413", scene.name)
             tally.skip("outside")
             continue
-        old = found.get(scene.name)
+        key = slice_key(scene.name)
+        old = found.get(key)
         if old is None:
-            found[scene.name] = scene
+            found[key] = scene
             continue
         twins = bool(old.attrs.get("cog")) != bool(scene.attrs.get("cog"))
         tally.skip("twin" if twins else "duplicate")
         if prefer is not None:
-            found[scene.name] = prefer(old, scene)
+            found[key] = prefer(old, scene)
     return sorted(found.values(), key=lambda s: (s.start, s.name))
 
 

@@ -21,7 +21,14 @@ from pathlib import Path
 from shapely.geometry import Polygon
 
 from polarscan.common.errors import ProcessingError, UsageError
-from scanner.sources.base import NAME_RE, ListingSource, Scene, Skipped, is_wanted_name
+from scanner.sources.base import (
+    NAME_RE,
+    ListingSource,
+    Scene,
+    Skipped,
+    is_wanted_name,
+    slice_key,
+)
 from scanner.sources.odata import base_name
 
 log = logging.getLogger(__name__)
@@ -128,7 +135,11 @@ def scene_of(path: Path) -> Scene | None:
         size=stat.st_size if path.is_file() else None,
         published=datetime.fromtimestamp(stat.st_mtime, UTC),
         url=str(path.resolve()),
-        attrs={"path": str(path.resolve()), "zip": path.is_file()},
+        attrs={
+            "path": str(path.resolve()),
+            "zip": path.is_file(),
+            "cog": "_COG." in path.name.upper(),
+        },
     )
 
 
@@ -169,11 +180,18 @@ class LocalSource(ListingSource):
             if scene is None:
                 skipped.append(Skipped("unparseable", path.name, "unreadable manifest", str(path)))
                 continue
-            old = found.get(scene.name)
-            if old is None or (old.attrs["zip"] and not scene.attrs["zip"]):
-                found[scene.name] = scene
+            # one slice once: a folder before its zip, an original before its COG twin (both
+            # are on disk; the original is the full-resolution reference)
+            key = slice_key(scene.name)
+            old = found.get(key)
+            if old is None or (old.attrs["cog"], old.attrs["zip"]) > (
+                scene.attrs["cog"],
+                scene.attrs["zip"],
+            ):
+                found[key] = scene
             if old is not None:
-                skipped.append(Skipped("duplicate", path.name))
+                twins = old.attrs["cog"] != scene.attrs["cog"]
+                skipped.append(Skipped("twin" if twins else "duplicate", path.name))
         scenes = sorted(found.values(), key=lambda s: (s.start, s.name))
         return [*scenes, *skipped]
 

@@ -129,14 +129,6 @@ def test_a_fault_fails_the_scene_clearly_and_a_rerun_finishes(
     _in_place(out)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug in scanner/sources (not this change's scope): unique_scenes() merges twins by "
-    "odata.base_name(), which drops .SAFE and _COG but not the CRC, and a COG twin has its own "
-    "CRC (domain brief §6: _53C5 -> _74F9_COG), so CDSE's original and twin of one scene are "
-    "two scenes and the scan stops with 'the same slice is given twice' (exit 2) for every "
-    "scene younger than a year; fix: key the merge on the name without its CRC",
-)
 def test_an_original_and_its_twin_are_one_scene(s3_env, uploaded, test_data, monkeypatch):
     from scanner.access.eodata import configure_access
     from scanner.sources.cdse import CDSESource

@@ -114,3 +114,24 @@ def test_parse_coordinates():
     assert list(poly.exterior.coords) == [(2, 1), (4, 3), (2, 5), (2, 1)]
     assert parse_coordinates(b"<x/>") is None
     assert parse_coordinates(b"<gml:coordinates>1,a 2,3</gml:coordinates>") is None
+
+
+def test_an_original_and_its_cog_twin_are_one_scene(tmp_path):
+    """A COG twin has its own CRC (…_53C5 → …_74F9_COG): the folder lists the slice once (the
+    original) and counts the twin."""
+    from scanner.demo.synthetic_product import write_datatake
+    from scanner.sources.local import LocalSource
+
+    [orig] = write_datatake(tmp_path / "gen", slices=1, scale=1 / 16, seed=3)
+    folder = tmp_path / "incoming"
+    folder.mkdir()
+    shutil.copytree(orig, folder / orig.name)
+    stem = orig.name.removesuffix(".SAFE")
+    twin = folder / f"{stem[:-4]}74F9_COG.SAFE"
+    shutil.copytree(orig, twin)
+    source = LocalSource(folder)
+    [scene] = source.scenes()
+    assert scene.name == stem and not scene.attrs["cog"]
+    [scene_again] = list(source.search(None, None, None))
+    assert scene_again.name == stem
+    assert source.last_search_stats.twin == 1
