@@ -75,9 +75,9 @@ def strip_sigma0(
         if progress:
             progress(p.name)
         block = block_size(config, max(p.pixel_spacing_m, p.line_spacing_m))
-        blocks_used.append(block)
         rows, cols = grid.window_of(gc.bounds())
-        co_p, cross_p = _sample_product(p, gc, grid, rows, cols, block, config, timings)
+        co_p, cross_p, used = _sample_product(p, gc, grid, rows, cols, block, config, timings)
+        blocks_used.append(used)
         valid = np.isfinite(co_p) & np.isfinite(cross_p)
         dest_co, dest_cross = co[rows, cols], cross[rows, cols]
         if config.nodata_fill == "first":
@@ -125,7 +125,7 @@ def usable_threads(requested: int | None) -> int:
 
 def _sample_product(p, gc, grid, rows, cols, block, config, timings):
     """Co-pol and cross-pol dB (HH and HV, or VV and VH) of one product on the window (rows,
-    cols) of ``grid`` (NaN outside).
+    cols) of ``grid`` (NaN outside), and the radiometry block side used (radar pixels).
 
     With ``config.threads`` > 1 (and as many CPUs), HH and HV radiometry run in two threads
     while this one solves the inverse map: numpy and GDAL release the GIL, so the stages
@@ -139,6 +139,7 @@ def _sample_product(p, gc, grid, rows, cols, block, config, timings):
 
     # the radiometry blocks: uniform, or whole overview pixels of a COG twin (same for both pols)
     blocks = block_grid(p, p.co_pol, block)
+    block = blocks.rows.block  # whole overview pixels may make it smaller than asked
 
     def radiometry(pol: str) -> np.ndarray:
         return to_db(sigma0_blocks(p, pol, block, grid=blocks), config.rgb.floor_db)
@@ -173,4 +174,4 @@ def _sample_product(p, gc, grid, rows, cols, block, config, timings):
     t0 = time.perf_counter()
     co, cross = (sampler.sample(db) for db in dbs)
     timings["resample"] += time.perf_counter() - t0
-    return co, cross
+    return co, cross, block

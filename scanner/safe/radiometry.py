@@ -131,7 +131,7 @@ class BlockAccumulator:
 
 
 MIN_OVERVIEW_PX = 1.5
-"""Overview pixels per block side, at least: coarser overviews leave too few samples per block."""
+"""Overview pixels per output pixel side, at least: coarser overviews blur the mosaic."""
 OVERVIEW_TOLERANCE = 0.005
 """Relative difference allowed between an overview's squares and the full-resolution DN² of the
 same footprints (:mod:`scanner.safe.footprints`). An RMS overview agrees to ~0.1 % (its values
@@ -148,10 +148,18 @@ GRID_RULES = ("auto", "uniform", "cog")
 
 
 def choose_overview(factors: list[int], block: int, min_px: float = MIN_OVERVIEW_PX) -> int | None:
-    """The coarsest overview decimation ``f`` of ``factors`` whose pixels tile a block
-    (``block % f == 0``) with ``block / f ≥ min_px``; ``None``: read full resolution."""
-    ok = [f for f in factors if f > 1 and block % f == 0 and block / f >= min_px]
+    """The coarsest overview decimation ``f`` of ``factors`` that leaves at least ``min_px``
+    overview pixels per output pixel (``block`` radar pixels: ``block / f ≥ min_px``, e.g. the
+    1/8 level, 320 m, for a 500 m grid of 40 m pixels); ``None``: read full resolution. The
+    radiometry blocks are then whole overview pixels (:func:`overview_block`)."""
+    ok = [f for f in factors if f > 1 and block / f >= min_px]
     return max(ok) if ok else None
+
+
+def overview_block(block: int, factor: int) -> int:
+    """The radiometry block (radar pixels) on the 1/``factor`` level: the most whole overview
+    pixels that fit in ``block`` (at least one)."""
+    return factor * max(1, block // factor)
 
 
 def block_grid(product: Product, pol: str, block: int, rule: str = "auto") -> BlockGrid:
@@ -165,13 +173,14 @@ def block_grid(product: Product, pol: str, block: int, rule: str = "auto") -> Bl
     if rule == "cog":
         factor = choose_overview(list(COG_FACTORS), block)
         return uniform_grid(product.shape, block) if factor is None else cog_grid(
-            product.shape, block, factor)  # fmt: skip
+            product.shape, overview_block(block, factor), factor)  # fmt: skip
     factors = product.overview_factors(pol) if rule == "auto" else []
     factor = choose_overview(factors, block)
     chain = [2**k for k in range(1, factor.bit_length())] if factor else []
     if factor is None or factor & (factor - 1) or any(f not in factors for f in chain):
         return uniform_grid(product.shape, block)
-    return cog_grid(product.shape, block, factor, [product.overview_shape(pol, f) for f in chain])
+    return cog_grid(product.shape, overview_block(block, factor), factor,
+                    [product.overview_shape(pol, f) for f in chain])  # fmt: skip
 
 
 def verify_overview(product: Product, pol: str, grid: BlockGrid) -> str | None:

@@ -13,7 +13,7 @@ import rasterio
 from polarscan.common.errors import ProcessingError
 from scanner.mosaic.config import MosaicConfig
 from scanner.safe import open_product
-from scanner.safe.radiometry import choose_overview, mean_dn2_blocks
+from scanner.safe.radiometry import choose_overview, mean_dn2_blocks, overview_block
 
 BLOCK = 8  # radar pixels per block at 320 m (scale 1/8): 2560 m output pixels
 CONFIG = dict(block=BLOCK, resolution_m=2560.0, threads=1)
@@ -36,10 +36,13 @@ def vsi(key: str) -> str:
 
 
 def test_choose_overview_table():
-    assert choose_overview([2, 4, 8, 16], 12) == 4  # 8 does not tile 12
+    # a 500 m grid of 40 m pixels (12 px): the 1/8 level, 320 m, leaves 1.5 overview px a side
+    assert choose_overview([2, 4, 8, 16], 12) == 8
+    assert overview_block(12, 8) == 8 and overview_block(12, 4) == 12
     assert choose_overview([2, 4, 8, 16], 16) == 8  # 16/16 = 1 < 1.5
-    assert choose_overview([2, 4, 8], 3) is None  # 3/2 = 1.5 but 2 does not tile 3
-    assert choose_overview([2, 4], 2) is None  # one pixel per block: too few
+    assert choose_overview([2, 4, 8], 3) == 2  # 3/2 = 1.5: blocks of one 1/2 pixel
+    assert overview_block(3, 2) == 2
+    assert choose_overview([2, 4], 2) is None  # one radar pixel per 2 output px: too few
     assert choose_overview([], 12) is None
 
 

@@ -121,7 +121,7 @@ def test_the_check_tells_rms_from_average_at_ew_looks(tmp_path):
         twin = write_cog_twin(original, tmp_path / resampling, resampling=resampling, blocksize=256)
         with open_product(twin) as p:
             for pol in p.pol_pair:
-                grid = block_grid(p, pol, 12)  # 500 m at 40 m: 12 px = 3 pixels of 1/4
-                assert grid.factor == 4
+                grid = block_grid(p, pol, 12)  # 500 m at 40 m: 1.5 pixels of 1/8 a side
+                assert grid.factor == 8 and grid.rows.block == 8
                 why = verify_overview(p, pol, grid)
                 assert (why is None) == ok, (resampling, pol, why)
