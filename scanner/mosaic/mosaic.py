@@ -240,10 +240,10 @@ def mosaic_strip(
 
     sig = strip_sigma0(group, config, progress)
     mode, pols, grid, timings = sig.mode, sig.polarisations, sig.grid, sig.timings
-    co, cross = sig.co_db, sig.cross_db
+    blocks, footprint = sig.blocks, sig.footprint
     t0 = time.perf_counter()
-    rgb = db_to_rgb(co, cross, config.rgb, mode)
-    del co, cross, sig.co_db, sig.cross_db
+    rgb = db_to_rgb(sig.co_db, sig.cross_db, config.rgb, mode)
+    del sig  # the two float32 dB grids: only the RGB is kept from here
     m, orbit, dt = datatake_key(group[0])
     tags = {
         "products": ",".join(p.name for p in group),
@@ -257,7 +257,7 @@ def mosaic_strip(
         "crs": config.crs,
         "resolution_m": f"{config.resolution_m:g}",
         "resampling": config.resampling,
-        "block_px": ",".join(str(b) for b in sig.blocks),
+        "block_px": ",".join(str(b) for b in blocks),
         "rgb_recipe": json.dumps(config.rgb.model_dump(mode="json"), sort_keys=True),
         "software": software_version(),
     }
@@ -273,7 +273,6 @@ def mosaic_strip(
         band_names=[f"{role_pol[c]} dB" for c in (r.red, r.green, r.blue)],
         colorinterp=["red", "green", "blue"],
     )
-    footprint = sig.footprint
     timings["write"] += time.perf_counter() - t0
     log.debug("mosaic timings: %s", timings)
     return MosaicResult(

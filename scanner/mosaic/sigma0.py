@@ -24,7 +24,7 @@ from scanner.mosaic.config import MosaicConfig
 log = logging.getLogger(__name__)
 
 
-@dataclass
+@dataclass(frozen=True)
 class StripSigma0:
     """Co- and cross-pol σ⁰ in dB (NaN where no slice has data) on ``grid``."""
 

@@ -31,16 +31,21 @@ def gpkg_path(out_dir: str | Path) -> Path:
 class Publisher:
     """Writes each finished mosaic's rows and marks, and keeps the run's summary."""
 
-    def __init__(self, ctx: RunContext, record: Any, summary: ScanSummary, lock: Any = None):
+    def __init__(
+        self,
+        ctx: RunContext,
+        record: Any,
+        summary: ScanSummary,
+        planned: list[MosaicJob],
+        lock: Any = None,
+    ) -> None:
         self.ctx = ctx
         self.record = record
         self.summary = summary
         self.lock = lock  # the run lock, refreshed as mosaics finish (long backfills)
-        self.progress = Progress(summary.counts.mosaics, 0, time.monotonic())
-
-    def planned(self, jobs: list[MosaicJob]) -> None:
-        """The work this run will do (for the progress lines)."""
-        self.progress = Progress(len(jobs), sum(len(j.scenes) for j in jobs), time.monotonic())
+        # the progress lines count every planned mosaic, whether it is published or fails
+        scenes = sum(len(j.scenes) for j in planned)
+        self.progress = Progress(len(planned), scenes, time.monotonic())
 
     # --- runner hooks ---------------------------------------------------------------------
 
@@ -134,7 +139,7 @@ class Publisher:
             "parameters": {"source": s.source, "aoi": s.aoi, **s.window},
             "versions": _versions(),
             "timings": s.timings,
-            "errors": s.to_dict()["failures"],
+            "errors": [f.to_dict() for f in s.failures],
         }
         try:
             write_results(gpkg_path(self.ctx.out_dir), [], self.ctx.provenance, run=run)

@@ -270,8 +270,8 @@ def scan(request: ScanRequest, config: ScanConfig, *, progress: bool = True) -> 
             },
             started=started,
         )
-        pub = Publisher(ctx, rec, summary, lock)
-        pub.planned([*jobs, *(job for job, _ in plan.refused)])
+        planned = [*jobs, *(job for job, _ in plan.refused)]
+        pub = Publisher(ctx, rec, summary, planned, lock)
         for job, err in plan.refused:  # failed in the record, listed in the summary
             pub.failed(job, "plan", err)
         log.info("%d scene(s) found, %d to process in %d mosaic(s)", len(found), len(todo),
@@ -298,7 +298,7 @@ def scan(request: ScanRequest, config: ScanConfig, *, progress: bool = True) -> 
         pub.summary = _finished(pub.summary, facts, t0)
         pub.publish_run()
         status = RunStatus.PARTIAL if pub.summary.counts.failed else RunStatus.OK
-        rec.finish_run(run_id, pub.summary.to_dict()["counts"], status=status)
+        rec.finish_run(run_id, pub.summary.counts.to_dict(), status=status)
     return pub.summary
 
 

@@ -31,6 +31,9 @@ class Failure:
     scenes: tuple[str, ...]
     error: str
 
+    def to_dict(self) -> dict[str, Any]:
+        return {"mosaic": self.mosaic, "scenes": list(self.scenes), "error": self.error}
+
 
 @dataclass(frozen=True)
 class Counts:
@@ -46,6 +49,9 @@ class Counts:
 
     def __add__(self, other: Counts) -> Counts:
         return Counts(**{k: getattr(self, k) + getattr(other, k) for k in Counts.__dataclass_fields__})
+
+    def to_dict(self) -> dict[str, int]:
+        return {k: getattr(self, k) for k in Counts.__dataclass_fields__}
 
 
 @dataclass(frozen=True)
@@ -91,7 +97,7 @@ class ScanSummary:
             top_detections=_top(self.top_detections + tuple(detections)),
             mosaic_dirs=self.mosaic_dirs | {mosaic_dir},
             placement={**self.placement, mosaic_id: dict(ran_on)},
-            timings=_add_timings(self.timings, timings),
+            timings=_add_up(self.timings, timings),
         )
 
     def add_failure(self, failure: Failure) -> ScanSummary:
@@ -111,8 +117,8 @@ class ScanSummary:
             failures=self.failures + other.failures,
             mosaic_dirs=self.mosaic_dirs | other.mosaic_dirs,
             placement={**self.placement, **other.placement},
-            timings=_add_timings(self.timings, other.timings),
-            skipped_by_source=_add_timings(self.skipped_by_source, other.skipped_by_source),
+            timings=_add_up(self.timings, other.timings),
+            skipped_by_source=_add_up(self.skipped_by_source, other.skipped_by_source),
             seconds=round(self.seconds + other.seconds, 2),
         )
 
@@ -126,13 +132,10 @@ class ScanSummary:
             "model": self.model,
             "threshold": self.threshold,
             "status": self.status,
-            "counts": {k: getattr(self.counts, k) for k in Counts.__dataclass_fields__},
+            "counts": self.counts.to_dict(),
             "skipped_by_source": dict(self.skipped_by_source),
             "top_detections": [d.__dict__.copy() for d in self.top_detections],
-            "failures": [
-                {"mosaic": f.mosaic, "scenes": list(f.scenes), "error": f.error}
-                for f in self.failures
-            ],
+            "failures": [f.to_dict() for f in self.failures],
             "outputs": {**self.outputs, "mosaics": sorted(self.mosaic_dirs)},
             "cluster": {**self.cluster, "placement": self.placement},
             "timings": dict(self.timings),
@@ -172,7 +175,8 @@ def _top(detections: tuple[Detection, ...]) -> tuple[Detection, ...]:
     return tuple(sorted(detections, key=lambda d: -d.probability)[:TOP_N])
 
 
-def _add_timings(a: dict, b: dict) -> dict:
+def _add_up(a: dict, b: dict) -> dict:
+    """Per-key sums (seconds per stage, scenes per skip reason)."""
     out = dict(a)
     for k, v in b.items():
         out[k] = round(out.get(k, 0) + v, 3)
