@@ -110,20 +110,18 @@ def add_missing_columns(path: Path, layers: Sequence[str]) -> list[str]:
     """Add to each of ``layers`` of a file written by an older version the columns of its
     schema (:data:`SCHEMAS`) it lacks (e.g. ``scenes.mode``): appends must find every column
     of the new rows, and old rows keep NULL there. Returns ``layer.column`` of those added."""
-    import contextlib
-    import sqlite3
-
     added = []
-    with contextlib.closing(sqlite3.connect(path)) as con, con:
-        for layer in layers:
-            have = {r[1] for r in con.execute(f'PRAGMA table_info("{layer}")')}
-            if not have:
-                continue
-            for column, dtype in SCHEMAS[layer].items():
-                if column not in have:
-                    sql_type = "DATETIME" if dtype.startswith("datetime64") else _SQL_TYPES[dtype]
-                    con.execute(f'ALTER TABLE "{layer}" ADD COLUMN "{column}" {sql_type}')
-                    added.append(f"{layer}.{column}")
+    for layer in layers:
+        have = set(gpkg_sql.columns(path, layer))
+        if not have:
+            continue
+        new = [
+            (column, "DATETIME" if dtype.startswith("datetime64") else _SQL_TYPES[dtype])
+            for column, dtype in SCHEMAS[layer].items()
+            if column not in have
+        ]
+        gpkg_sql.add_columns(path, layer, new)
+        added += [f"{layer}.{column}" for column, _ in new]
     return added
 
 
@@ -131,11 +129,7 @@ def in_file_order(path: Path, layer: str, frame):
     """``frame`` with its columns in the order of the layer's fields in the file: an append
     writes values by position, so a file whose columns were added later
     (:func:`add_missing_columns`) must get them in its own order."""
-    import contextlib
-    import sqlite3
-
-    with contextlib.closing(sqlite3.connect(path)) as con:
-        order = [r[1] for r in con.execute(f'PRAGMA table_info("{layer}")')]
+    order = gpkg_sql.columns(path, layer)
     cols = [c for c in order if c in frame.columns]
     rest = [c for c in frame.columns if c not in cols]  # the geometry column, under its name
     return frame[cols + rest]

@@ -50,6 +50,19 @@ def tables(path: Path) -> set[str]:
         return {r[0] for r in con.execute("SELECT table_name FROM gpkg_contents")}
 
 
+def columns(path: Path, table: str) -> list[str]:
+    """The table's columns in their order in the file (none if there is no such table)."""
+    with contextlib.closing(sqlite3.connect(path)) as con:
+        return [r[1] for r in con.execute(f'PRAGMA table_info("{table}")')]
+
+
+def add_columns(path: Path, table: str, columns: Sequence[tuple[str, str]]) -> None:
+    """``ALTER TABLE … ADD COLUMN`` for each (name, SQL type), one transaction."""
+    with connect(path) as con:
+        for name, sql_type in columns:
+            con.execute(f'ALTER TABLE "{table}" ADD COLUMN "{name}" {sql_type}')
+
+
 def delete_rows(path: Path, where: Sequence[tuple[str, str, Sequence[str]]]) -> None:
     """``DELETE FROM table WHERE column IN (...)`` for each (table, column, values), one
     transaction; tables not in the file are passed over."""
