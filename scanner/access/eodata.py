@@ -117,15 +117,17 @@ def configure_access(source: Any, access: str = "download", twin: str = "auto") 
     if twin not in TWIN_PREFERENCES:
         raise UsageError(f"unknown twin preference {twin!r}",
                          f"use one of: {', '.join(TWIN_PREFERENCES)}", key="twin")  # fmt: skip
-    if access != "download" and getattr(source, "name", "") != "cdse":
-        raise UsageError(
-            f"access {access!r} reads CDSE's archive in place; the {source.name!r} source "
-            "cannot", "use the cdse source, or access 'download'", key="access",
-        )  # fmt: skip
-    if hasattr(source, "access") or access != "download":
-        source.access = access
-    if hasattr(source, "twin"):
-        source.twin = twin
+    from scanner.sources.cdse import CDSESource
+
+    if not isinstance(source, CDSESource):
+        if access != "download":
+            raise UsageError(
+                f"access {access!r} reads CDSE's archive in place; the {source.name!r} source "
+                "cannot", "use the cdse source, or access 'download'", key="access",
+            )  # fmt: skip
+        return  # other sources only download (or serve files where they lie)
+    source.access = access
+    source.twin = twin
 
 
 def wants_cog(access: str, twin: str) -> bool:
