@@ -49,21 +49,18 @@ def datatake_key(p: _Slice) -> tuple[str, int, str]:
     return (p.mission.upper(), int(p.abs_orbit), p.datatake_id.upper())
 
 
-_NAME_PAIRS = {"DH": ("HH", "HV"), "DV": ("VV", "VH")}
-
-
 def acquisition(p: Any) -> tuple[str, tuple[str, ...]] | None:
     """(mode, (co-pol, cross-pol)) of an opened product (``mode``, ``pol_pair``) or of a
-    catalogue scene (from its parsed name); None when unknown (never refused for it)."""
+    catalogue scene (from its name, :func:`scanner.sources.base.name_acquisition`); None when
+    unknown (never refused for it)."""
     pair = getattr(p, "pol_pair", None)
     mode = getattr(p, "mode", None)
     if isinstance(mode, str) and pair is not None:
         return mode.upper(), tuple(pair)
-    parsed = getattr(p, "parsed", None)
-    if isinstance(parsed, dict) and parsed.get("mode"):
-        pol = str(parsed.get("pol", "")).upper()
-        return str(parsed["mode"]).upper(), _NAME_PAIRS.get(pol, (pol,))
-    return None
+    from scanner.sources.base import name_acquisition
+
+    name = getattr(p, "name", None)
+    return name_acquisition(name) if isinstance(name, str) else None
 
 
 @dataclass(frozen=True)
