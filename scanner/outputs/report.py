@@ -6,12 +6,31 @@ it shows comes from the files the run wrote (``detections.gpkg``, the mosaic COG
 summary: counts and failures, a map of the night (mosaic footprints, polar lows, tracks on a
 graticule) and, per polar low, a quick-look of its window of the RGB mosaic with the Grad-CAM
 contours and the crops' outline, its probability, time, position and track.
+
+**The latest page** (``report/index.html``, the one forecasters bookmark) shows the newest
+*substantive* run: one that processed at least one scene or had failures (operators must see
+those). A run that processed nothing (a cron run with no new pass since the last) still gets its
+own ``report/<run-id>/``, but the latest page keeps showing the last substantive run, under a
+banner "Last checked <time> (run <id>): no new scenes since." so the forecaster knows the scanner
+is alive. Until a substantive run has happened, the latest page is the empty run's, as before.
+
+How: each run's folder keeps ``page.json``, what its page was rendered from (the run's summary,
+as ``scan --json`` gives it, and the names of the pictures beside it), and a substantive run
+points ``report/latest.json`` (``{"run_id": ...}``, written atomically) at itself. An empty run
+re-renders that run's page from its ``page.json`` and :func:`read_night` (``detections.gpkg``
+still holds its rows; tracks extended since show their newest state), reusing the pictures in
+``report/<that-run>/`` (no plot drawn again, no HTML copied and patched). Not chosen: finding
+the run in the GeoPackage's ``runs`` layer (it lacks the model path, threshold and scene counts
+the page shows) or scanning the report folders (run ids need not sort by time). Anything
+missing (pointer, folder, ``page.json``, the map picture) falls back to the empty run's page.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -20,6 +39,9 @@ from polarscan.common.atomic import atomic_path
 from scanner.outputs import gpkg_sql
 
 log = logging.getLogger(__name__)
+
+PAGE = "page.json"  # in each run's folder: what its page was rendered from
+LATEST = "latest.json"  # in report/: the substantive run report/index.html shows
 
 
 @dataclass(frozen=True)
@@ -71,11 +93,21 @@ h1{font-size:1.4em}table{border-collapse:collapse;margin:.5em 0}th,td{padding:2p
 text-align:left;border-bottom:1px solid #ddd}.lows{display:flex;flex-wrap:wrap;gap:1em}
 .low{border:1px solid #ccc;padding:.5em;width:460px;box-sizing:border-box}
 .low table{width:100%;table-layout:fixed}.low td{overflow-wrap:anywhere}.low th{width:7em}
-.none{color:#666}img{max-width:100%}"""
+.none{color:#666}img{max-width:100%}
+.banner{background:#fff4d6;border:1px solid #d9b44a;padding:.5em 1em;margin:0 0 1em}"""
 
 
-def render_html(summary: dict, night: Night, images: dict[str, str], prefix: str, root: str) -> str:
-    """The page; ``prefix`` goes before image names, ``root`` leads back to the output folder."""
+def substantive(summary: dict) -> bool:
+    """Whether the run processed a scene or had a failure (what the latest page shows)."""
+    c = summary.get("counts") or {}
+    return bool(c.get("processed") or c.get("failed") or summary.get("failures"))
+
+
+def render_html(
+    summary: dict, night: Night, images: dict[str, str], prefix: str, root: str, banner: str = ""
+) -> str:
+    """The page; ``prefix`` goes before image names, ``root`` leads back to the output folder;
+    ``banner`` (HTML) goes at the top."""
     c = summary["counts"]
     head = [
         ("run", summary["run_id"]),
@@ -116,11 +148,14 @@ def render_html(summary: dict, night: Night, images: dict[str, str], prefix: str
     notices = "".join(f"<li>{escape(n)}</li>" for n in summary.get("notices", []))
     files = [("QGIS project", "polarscan.qgz"), ("GeoPackage", "detections.gpkg")]
     links = " · ".join(f'<a href="{escape(root + f)}">{n}</a>' for n, f in files)
+    nothing = '<p class="none" id="nothing-new">No scene was processed in this run.</p>'
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>polarscan {escape(summary["run_id"])}</title>
 <style>{CSS}</style></head><body>
+{f'<p class="banner" id="last-checked">{banner}</p>' if banner else ""}
 <h1>polarscan: the morning of run {escape(summary["run_id"])}</h1>
 <table>{_rows(head)}</table>
+{"" if substantive(summary) else nothing}
 {f"<h2>Failures</h2><ul>{fails}</ul>" if fails else ""}
 {f"<h2>Notices</h2><ul>{notices}</ul>" if notices else ""}
 <h2>The night</h2>
@@ -132,7 +167,8 @@ def render_html(summary: dict, night: Night, images: dict[str, str], prefix: str
 
 
 def write_report(out_dir: str | Path, summary: dict) -> Path:
-    """Write the run's report folder (atomically) and the latest ``report/index.html``."""
+    """Write the run's report folder (atomically) and the latest ``report/index.html``: this
+    run's page if it is substantive, else the last substantive run's under a banner."""
     from scanner.outputs.report_plots import plot_night, plot_quicklook
 
     out = Path(out_dir)
@@ -157,12 +193,71 @@ def write_report(out_dir: str | Path, summary: dict) -> Path:
                 images[low.polar_low_id] = name
             except Exception as err:  # noqa: BLE001 - one bad picture does not sink the report
                 log.warning("no quick-look for %s: %s", low.polar_low_id, err)
+        page = {"summary": summary, "images": images}
+        (tmp / PAGE).write_text(json.dumps(page, default=str, indent=1), encoding="utf-8")
         (tmp / "index.html").write_text(render_html(summary, night, images, "", "../../"),
                                         encoding="utf-8")  # fmt: skip
-    latest = out / "report" / "index.html"
-    with atomic_path(latest) as tmp:
-        tmp.write_text(render_html(summary, night, images, f"{run_id}/", "../"), encoding="utf-8")
+    html = None
+    if substantive(summary):
+        with atomic_path(out / "report" / LATEST) as tmp:
+            tmp.write_text(json.dumps({"run_id": run_id}), encoding="utf-8")
+    else:
+        html = _last_substantive_page(out, summary)
+    if html is None:
+        html = render_html(summary, night, images, f"{run_id}/", "../")
+    with atomic_path(out / "report" / "index.html") as tmp:
+        tmp.write_text(html, encoding="utf-8")
     return folder / "index.html"
+
+
+def _last_substantive_page(out: Path, summary: dict) -> str | None:
+    """The latest page after the empty run ``summary``: the run ``report/latest.json`` names,
+    re-rendered from its folder under the "Last checked" banner; None when there is no such run
+    (or it cannot be shown: logged)."""
+    report, run_id = out / "report", summary["run_id"]
+    try:
+        other = json.loads((report / LATEST).read_text(encoding="utf-8"))["run_id"]
+    except FileNotFoundError:
+        return None  # no substantive run yet
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        log.warning("unreadable %s: %s", report / LATEST, err)
+        return None
+    if not isinstance(other, str) or not _plain_name(other) or other == run_id:
+        return None  # this run's own folder (a rerun under the same id) holds nothing else
+    try:
+        page = json.loads((report / other / PAGE).read_text(encoding="utf-8"))
+        shown, images = dict(page["summary"]), dict(page["images"])
+        images = {k: v for k, v in images.items()
+                  if isinstance(v, str) and _plain_name(v) and (report / other / v).is_file()}  # fmt: skip
+        if shown.get("run_id") != other or "map" not in images:
+            raise ValueError(f"{PAGE} of run {other} is not that run's page or lacks its map")
+        night = read_night(out / "detections.gpkg", other)
+        link = f'<a href="{escape(run_id)}/index.html">{escape(run_id)}</a>'
+        banner = f"Last checked {escape(_when(summary))} (run {link}): no new scenes since."
+        return render_html(shown, night, images, f"{other}/", "../", banner)
+    except Exception as err:  # noqa: BLE001 - the latest page then shows this (empty) run
+        log.warning("cannot show run %s on the latest page: %s", other, err)
+        return None
+
+
+def _plain_name(name: str) -> bool:
+    """A single file or folder name (nothing read from a JSON file leads outside report/)."""
+    return name not in ("", ".", "..") and Path(name).name == name and "\\" not in name
+
+
+def _when(summary: dict) -> str:
+    """When the run finished (or started; now when it says neither), as UTC minutes."""
+    t = summary.get("finished") or summary.get("started")
+    if isinstance(t, str):  # read back from JSON
+        try:
+            t = datetime.fromisoformat(t)
+        except ValueError:
+            return str(t)
+    if not isinstance(t, datetime):
+        t = datetime.now(UTC)
+    if t.tzinfo is not None:
+        t = t.astimezone(UTC)
+    return f"{t:%Y-%m-%d %H:%M} UTC"
 
 
 def _footprints(gpkg: Path, ids: list[str]) -> dict[str, Any]:
