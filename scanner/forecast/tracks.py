@@ -5,9 +5,14 @@ strictly after it, from another mosaic) and the implied geodesic speed is at mos
 ``max_speed_ms``. Links are one-to-one (a sighting has at most one predecessor and one
 successor) and chosen greedily, shortest geodesic distance first. Chains of links are tracks.
 
-The linking is recomputed over every sighting in the GeoPackage at each publish, so the answer
-does not depend on the order in which nights were scanned (a backfilled night slots in between);
-a track's id comes from its first sighting, so it is stable while that sighting is.
+Since links join only sightings at most ``max_gap_s`` apart (:func:`within_gap`), sightings in
+time order fall into clusters separated by longer gaps: no track crosses from one cluster to
+another, and the greedy choice inside a cluster does not depend on the others. A publish
+therefore re-links only the clusters around its change
+(:func:`scanner.outputs.gpkg_forecast.forecast_update`), and the file ends as if every sighting
+in it had been linked again: the answer does not depend on the order in which nights were
+scanned (a backfilled night slots in between); a track's id comes from its first sighting, so it
+is stable while that sighting is.
 """
 
 from __future__ import annotations
@@ -55,6 +60,12 @@ class Track:
         return self.sightings[-1].time
 
 
+def within_gap(earlier: datetime, later: datetime, max_gap_s: float) -> bool:
+    """Whether sightings at these times are near enough in time to be linked (the rule of
+    :func:`link`, and so of the time clusters)."""
+    return (later - earlier).total_seconds() <= max_gap_s
+
+
 def link(sightings: Sequence[Sighting], max_gap_s: float, max_speed_ms: float) -> dict[int, int]:
     """``{earlier index: later index}``: the one-to-one links, greedy on distance."""
     order = sorted(range(len(sightings)), key=lambda i: (sightings[i].time, sightings[i].id))
@@ -63,9 +74,9 @@ def link(sightings: Sequence[Sighting], max_gap_s: float, max_speed_ms: float) -
         sa = sightings[a]
         for b in order[a_pos + 1 :]:
             sb = sightings[b]
-            dt = (sb.time - sa.time).total_seconds()
-            if dt > max_gap_s:
+            if not within_gap(sa.time, sb.time, max_gap_s):
                 break
+            dt = (sb.time - sa.time).total_seconds()
             if dt <= 0 or sb.mosaic_id == sa.mosaic_id:
                 continue
             _, _, dist = GEOD.inv(sa.lon, sa.lat, sb.lon, sb.lat)

@@ -3,10 +3,25 @@
 
 :func:`forecast_update` returns a step that :func:`scanner.outputs.gpkg.write_results` runs on
 its working copy, inside the same copy-on-write transaction as the mosaic's other rows: the
-mosaics' polar lows replace their previous rows, then every polar low in the file is linked
-again (:func:`scanner.forecast.tracks.build_tracks`), each row gets its track id and the
-``tracks`` layer is rewritten. A file written before these layers existed gets them added on the
-first update; nothing else in it changes.
+mosaics' polar lows replace their previous rows, then the tracks are linked again where that can
+change them, and the file ends as if every polar low in it had been linked again
+(:func:`scanner.forecast.tracks.build_tracks`). Links join only polar lows at most
+``max_gap_s`` apart, so the polar lows in time order fall into clusters no track crosses; the
+step grows the time span of the rows it replaced and added to whole clusters
+(:func:`relink_span`, reading only the ``time`` column near the span), links the polar lows of
+that span, gives them their track ids and replaces the ``tracks`` rows that start in it. Tracks
+outside it keep their rows and ids, so a publish costs what its neighbourhood holds, not the
+whole archive. The tracking settings apply where a publish re-links: tracks elsewhere keep the
+settings they were linked with.
+
+Times are compared in SQL as text, which is time order because every DATETIME is in the one
+form ``YYYY-MM-DDTHH:MM:SS.SSSZ`` (:func:`scanner.outputs.gpkg_sql.normalise_datetimes`, run on
+these layers before any comparison, since GDAL writes a whole second without its milliseconds).
+SQLite indexes on ``polar_lows.time`` and on ``polar_low_id`` (:data:`INDEXES`) keep the reads
+and updates to the rows concerned.
+
+A file written before these layers existed gets them added on the first update; nothing else in
+it changes.
 
 ``tracks`` holds tracks of two or more sightings (a line needs two points); a lone sighting
 still carries its own track id, which a later sighting may extend.
@@ -14,17 +29,25 @@ still carries its own track id, which a later sighting may extend.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from scanner.forecast.config import TrackingConfig
 from scanner.forecast.objects import PolarLow
-from scanner.forecast.tracks import Sighting, Track, build_tracks
+from scanner.forecast.tracks import Sighting, Track, build_tracks, within_gap
 from scanner.outputs import gpkg_sql
 from scanner.outputs.frames import FORECAST_GEOMETRY_TYPES, frame
 
 LOW_LAYERS = ("polar_lows", "polar_low_footprints")
+#: SQLite indexes (table, column): the span's time reads and the track id updates by polar low
+INDEXES = (
+    ("polar_lows", "time"),
+    ("polar_lows", "polar_low_id"),
+    ("polar_low_footprints", "polar_low_id"),
+)
 
 Step = Callable[[Path, Any], None]
 
@@ -93,15 +116,20 @@ def frame_columns(layer: str) -> list[str]:
     return list(FORECAST_SCHEMAS[layer])
 
 
-def read_sightings(path: Path) -> tuple[list[Sighting], dict[str, float]]:
-    """Every polar low in the file as a :class:`Sighting` (x, y in the file CRS), and its peak
-    probability by id."""
+def read_sightings(
+    path: Path, span: tuple[datetime, datetime] | None = None
+) -> tuple[list[Sighting], dict[str, float]]:
+    """The polar lows in the file (those of ``span``, first and last time included, if given)
+    as :class:`Sighting` (x, y in the file CRS), and their peak probability by id."""
     import pandas as pd
     import pyogrio
 
     if "polar_lows" not in gpkg_sql.tables(path):
         return [], {}
-    df = pyogrio.read_dataframe(path, layer="polar_lows")
+    where = None
+    if span is not None:
+        where = "\"time\" >= '{}' AND \"time\" <= '{}'".format(*map(time_text, span))
+    df = pyogrio.read_dataframe(path, layer="polar_lows", where=where)
     times = pd.to_datetime(df["time"], utc=True)
     out = [
         Sighting(
@@ -121,27 +149,122 @@ def read_sightings(path: Path) -> tuple[list[Sighting], dict[str, float]]:
 def forecast_update(
     lows: Sequence[PolarLow], mosaic_ids: Sequence[str], tracking: TrackingConfig
 ) -> Step:
-    """The step replacing ``mosaic_ids``' polar lows with ``lows`` and re-linking the tracks."""
+    """The step replacing ``mosaic_ids``' polar lows with ``lows`` and re-linking the tracks
+    around them."""
 
     def step(tmp: Path, crs: Any) -> None:
         from scanner.outputs.gpkg import append_layer
 
         present = gpkg_sql.tables(tmp)
+        replaced = low_times(tmp, mosaic_ids) if "polar_lows" in present else []
         gpkg_sql.delete_rows(tmp, [(layer, "mosaic_id", list(mosaic_ids)) for layer in LOW_LAYERS])
         for layer, df in lows_frames(lows, crs).items():
             if len(df) or layer not in present:
                 append_layer(tmp, df, layer, FORECAST_GEOMETRY_TYPES[layer])
-        sightings, max_prob = read_sightings(tmp)
-        tracks = build_tracks(sightings, tracking.max_gap_s, tracking.max_speed_ms)
-        set_track_ids(tmp, {s.id: t.id for t in tracks for s in t.sightings})
-        with gpkg_sql.connect(tmp) as con:
-            if "tracks" in present:
-                con.execute('DELETE FROM "tracks"')
-        frame_ = tracks_frame(tracks, crs, max_prob)
-        if len(frame_) or "tracks" not in present:
-            append_layer(tmp, frame_, "tracks", FORECAST_GEOMETRY_TYPES["tracks"])
+        # one datetime form (the rows just written may lack the milliseconds): text order is
+        # time order for the comparisons below
+        gpkg_sql.normalise_datetimes(tmp, only=(*LOW_LAYERS, "tracks"))
+        gpkg_sql.create_indexes(tmp, INDEXES)
+        if "tracks" not in present:  # the first update: every polar low (there are only ours)
+            relink(tmp, crs, None, tracking, replace_tracks=False)
+        elif changed := replaced + low_times(tmp, mosaic_ids):
+            with gpkg_sql.connect(tmp) as con:
+                span = relink_span(con, changed, tracking.max_gap_s)
+            relink(tmp, crs, span, tracking, replace_tracks=True)
 
     return step
+
+
+def relink(
+    path: Path,
+    crs: Any,
+    span: tuple[datetime, datetime] | None,
+    tracking: TrackingConfig,
+    replace_tracks: bool,
+) -> None:
+    """Link the polar lows of ``span`` (every one if None), set their track ids and write their
+    tracks, replacing the ``tracks`` rows that start in ``span`` if ``replace_tracks``.
+
+    ``span`` must hold whole time clusters (:func:`relink_span`): then every track touching
+    it lies in it, before and after, and no other track changes."""
+    from scanner.outputs.gpkg import append_layer
+
+    sightings, max_prob = read_sightings(path, span)
+    tracks = build_tracks(sightings, tracking.max_gap_s, tracking.max_speed_ms)
+    set_track_ids(path, {s.id: t.id for t in tracks for s in t.sightings})
+    if replace_tracks:
+        with gpkg_sql.connect(path) as con:
+            if span is None:
+                con.execute('DELETE FROM "tracks"')
+            else:
+                con.execute(
+                    'DELETE FROM "tracks" WHERE "first_time" >= ? AND "first_time" <= ?',
+                    tuple(map(time_text, span)),
+                )
+    frame_ = tracks_frame(tracks, crs, max_prob)
+    if len(frame_) or not replace_tracks:
+        append_layer(path, frame_, "tracks", FORECAST_GEOMETRY_TYPES["tracks"])
+
+
+def relink_span(
+    con: sqlite3.Connection, changed: Sequence[datetime], max_gap_s: float
+) -> tuple[datetime, datetime]:
+    """First and last time of the polar lows to link again after a change at the times
+    ``changed`` (of the rows replaced and of their replacements): from the earliest to the
+    latest of ``changed``, grown until no polar low in the file lies within ``max_gap_s`` before
+    the first or after the last (:func:`scanner.forecast.tracks.within_gap`), i.e. to whole time
+    clusters of the file's polar lows together with the replaced ones. No link crosses the
+    span's ends, so linking inside it gives what linking every polar low gives.
+
+    Reads only ``polar_lows.time`` (through its index), a gap's worth beyond an end at a time;
+    ``con`` is a connection to the file, its times in the one form (see the module)."""
+    lo, hi = min(changed), max(changed)
+    while (t := _farthest(con, lo, max_gap_s, before=True)) is not None:
+        lo = t
+    while (t := _farthest(con, hi, max_gap_s, before=False)) is not None:
+        hi = t
+    return lo, hi
+
+
+def _farthest(
+    con: sqlite3.Connection, edge: datetime, max_gap_s: float, before: bool
+) -> datetime | None:
+    """The time of the farthest polar low before (or after) ``edge`` and within ``max_gap_s``
+    of it; None if there is none."""
+    reach = timedelta(seconds=max_gap_s + 1)  # a second wider than the gap: within_gap decides
+    if before:
+        times = _times(con, edge - reach, edge)
+        return min((t for t in times if t < edge and within_gap(t, edge, max_gap_s)), default=None)
+    times = _times(con, edge, edge + reach)
+    return max((t for t in times if t > edge and within_gap(edge, t, max_gap_s)), default=None)
+
+
+def _times(con: sqlite3.Connection, first: datetime, last: datetime) -> list[datetime]:
+    """Times of the polar lows from ``first`` to ``last`` (to the millisecond, both included)."""
+    sql = 'SELECT "time" FROM "polar_lows" WHERE "time" >= ? AND "time" <= ?'
+    return [parse_time(t) for (t,) in con.execute(sql, (time_text(first), time_text(last)))]
+
+
+def low_times(path: Path, mosaic_ids: Sequence[str]) -> list[datetime]:
+    """Times of the mosaics' rows in ``polar_lows``."""
+    if not mosaic_ids:
+        return []
+    marks = ",".join("?" * len(mosaic_ids))
+    sql = f'SELECT "time" FROM "polar_lows" WHERE "mosaic_id" IN ({marks})'
+    with gpkg_sql.connect(path) as con:
+        return [parse_time(t) for (t,) in con.execute(sql, list(mosaic_ids))]
+
+
+def time_text(t: datetime) -> str:
+    """``t`` in the file's DATETIME form ``YYYY-MM-DDTHH:MM:SS.SSSZ`` (UTC; milliseconds cut,
+    as GDAL writes them)."""
+    t = t.astimezone(UTC)
+    return f"{t:%Y-%m-%dT%H:%M:%S}.{t.microsecond // 1000:03d}Z"
+
+
+def parse_time(text: str) -> datetime:
+    """A DATETIME of the file (either form GDAL writes) as an aware UTC datetime."""
+    return datetime.fromisoformat(text).astimezone(UTC)
 
 
 def set_track_ids(path: Path, ids: dict[str, str]) -> None:

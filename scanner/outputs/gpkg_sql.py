@@ -1,4 +1,5 @@
-"""Plain-SQL work on a GeoPackage file: table list, row deletion, datetime form, integrity check.
+"""Plain-SQL work on a GeoPackage file: table list, row deletion, indexes, datetime form,
+integrity check.
 
 GDAL's R-tree triggers mention SQL functions (``ST_IsEmpty``, ``ST_MinX``…) that a bare
 ``sqlite3`` connection lacks; :func:`connect` registers them, read from the GeoPackage geometry
@@ -10,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 
 from polarscan.common.errors import ProcessingError
@@ -74,11 +75,25 @@ def delete_rows(path: Path, where: Sequence[tuple[str, str, Sequence[str]]]) -> 
                 con.execute(f'DELETE FROM "{table}" WHERE "{column}" IN ({marks})', list(values))
 
 
-def normalise_datetimes(path: Path) -> None:
-    """Write every DATETIME as ``YYYY-MM-DDTHH:MM:SS.SSSZ``, the form the GeoPackage spec
-    requires. Recent GDAL drops a zero millisecond part, which GDAL 3.6 (QGIS 3.22 on Debian)
-    reads with a "Non-conformant content" warning per row."""
+def create_indexes(path: Path, indexes: Sequence[tuple[str, str]]) -> None:
+    """An ordinary SQLite index ``idx_<table>_<column>`` on each (table, column) that lacks one
+    (tables not in the file are passed over). The GeoPackage spec allows them beside its own
+    tables; GDAL and QGIS read and append through them."""
     present = tables(path)
+    with connect(path) as con:
+        for table, column in indexes:
+            if table in present:
+                con.execute(
+                    f'CREATE INDEX IF NOT EXISTS "idx_{table}_{column}" ON "{table}" ("{column}")'
+                )
+
+
+def normalise_datetimes(path: Path, only: Collection[str] | None = None) -> None:
+    """Write every DATETIME (of the tables ``only``, if given) as ``YYYY-MM-DDTHH:MM:SS.SSSZ``,
+    the form the GeoPackage spec requires. Recent GDAL drops a zero millisecond part, which GDAL
+    3.6 (QGIS 3.22 on Debian) reads with a "Non-conformant content" warning per row. In the one
+    form, text order is time order, so SQL can compare times as text."""
+    present = tables(path) if only is None else tables(path) & set(only)
     sql = (
         'UPDATE "{t}" SET "{c}" = substr("{c}", 1, 19) || \'.000Z\' '
         "WHERE \"{c}\" GLOB '????-??-??T??:??:??Z'"
