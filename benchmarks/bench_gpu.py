@@ -6,7 +6,11 @@
    difference of the positive-class probability from fp32 on the same inputs. Inputs are random
    0–255 float32 images in host memory, so the host→device copy of every batch is counted, as in
    a scan. Weights are random (seeded): speed does not depend on them.
-2. Scenes/hour of the real ``scan`` command over 1, 2, 4, 8 dask CPU workers on scale-reduced
+2. One EW scene's inference on the device: scoring the windows a full EW scene gives at 500 m
+   with the 800→512 card (9, ``--scene-windows``) in one batch, and their Grad-CAM — the part
+   of a scene's scan that runs on the GPU (the mosaic before it is CPU and GDAL work, measured
+   in ``bench_mosaic.py``).
+3. Scenes/hour of the real ``scan`` command over 1, 2, 4, 8 dask CPU workers on scale-reduced
    synthetic products (``bench_scan.write_products`` and ``bench_scan._scan``), with the parallel
    efficiency against 1 worker. The GPU is hidden from the workers (``CUDA_VISIBLE_DEVICES=``,
    ``JAX_PLATFORMS=cpu``) so they are CPU workers.
@@ -19,6 +23,11 @@ Any Keras backend: ``KERAS_BACKEND=jax`` or ``torch`` (no TensorFlow needed) or 
 
 ``--quick`` shrinks it to a tiny model (64→32), batch 2, two timed batches, one timing, and no
 scan scaling (add ``--workers 1,2`` for it); every precision and XLA mode still runs.
+
+``--time-limit S`` stops starting new measurements after S seconds (the rows not reached are
+printed as ``skipped``), so a run fits a rented machine's slot; XLA-on rows come first, as the
+ones the scan would use. ``benchmarks/device/`` holds the wheels kit and the script for a GPU
+machine without Keras or GDAL.
 """
 
 from __future__ import annotations
@@ -122,6 +131,32 @@ def time_model(model, data, n_batches: int, repeats: int) -> float:
     return len(data) * n_batches / best
 
 
+SKIPPED = "skipped (time limit)"
+
+
+def _why(err: BaseException) -> str:
+    return f"{type(err).__name__}: {str(err).splitlines()[0][:80] if str(err) else ''}"
+
+
+def _reference(size: int, crop: int, inputs: dict[int, np.ndarray]):
+    """Seeded fp32 weights and the positive-class probabilities per batch (or why not)."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    reference = _build(size, crop, "float32", None)
+    reference.compile(jit_compile="auto")
+    out: dict[int, np.ndarray | str] = {}
+    for b, x in inputs.items():
+        try:
+            out[b] = _positive(reference.predict_on_batch(x))
+        except Exception as err:  # noqa: BLE001 - reported on that batch size's rows
+            out[b] = _why(err)
+    weights = reference.get_weights()
+    del reference
+    keras.backend.clear_session()
+    return weights, out
+
+
 def bench_inference(
     sizes: list[tuple[int, int]],
     batches: list[int],
@@ -130,39 +165,53 @@ def bench_inference(
     n_batches: int,
     repeats: int,
     print_row=None,
+    deadline: float = float("inf"),
 ) -> list[Row]:
+    """Every (size, precision, XLA, batch) row; those not started before ``deadline``
+    (``time.monotonic()``) are rows with the error :data:`SKIPPED`."""
     import keras
 
     rows: list[Row] = []
+
+    def emit(row: Row) -> None:
+        rows.append(row)
+        if print_row:
+            print_row(row)
+
+    def late() -> bool:
+        return time.monotonic() >= deadline
+
     for size, crop in sizes:
         name = f"{size}-{crop}"
-        keras.utils.set_random_seed(0)
-        reference = _build(size, crop, "float32", None)
-        reference.compile(jit_compile="auto")
-        weights = reference.get_weights()
+        weights = None
+        ref_p: dict[int, np.ndarray | str] = {}  # fp32 probabilities, or why they failed
         rng = np.random.default_rng(0)
         inputs = {
             b: rng.uniform(0, 255, size=(b, size, size, 3)).astype(np.float32) for b in batches
         }
-        ref_p = {b: _positive(reference.predict_on_batch(x)) for b, x in inputs.items()}
-        del reference
         for precision in precisions:
             for xla in xla_modes:
-                model = _build(size, crop, POLICIES[precision], weights)
-                model.compile(jit_compile=xla)
+                mode = "on" if xla else "off"
+                model = None
                 for b in batches:
+                    if late():
+                        emit(Row(name, precision, mode, b, None, None, SKIPPED))
+                        continue
+                    if weights is None:  # the fp32 reference, once per size
+                        weights, ref_p = _reference(size, crop, inputs)
                     try:
-                        diff = float(
-                            np.max(np.abs(_positive(model.predict_on_batch(inputs[b])) - ref_p[b]))
-                        )
+                        ref = ref_p[b]
+                        if isinstance(ref, str):
+                            raise RuntimeError(f"the fp32 reference failed: {ref}")
+                        if model is None:
+                            model = _build(size, crop, POLICIES[precision], weights)
+                            model.compile(jit_compile=xla)
+                        p = _positive(model.predict_on_batch(inputs[b]))
+                        diff = float(np.max(np.abs(p - ref)))
                         rate = time_model(model, inputs[b], n_batches, repeats)
-                        row = Row(name, precision, "on" if xla else "off", b, rate, diff)
+                        emit(Row(name, precision, mode, b, rate, diff))
                     except Exception as err:  # OOM, an op without a kernel for the dtype, …
-                        msg = f"{type(err).__name__}: {str(err).splitlines()[0][:80]}"
-                        row = Row(name, precision, "on" if xla else "off", b, None, None, msg)
-                    rows.append(row)
-                    if print_row:
-                        print_row(row)
+                        emit(Row(name, precision, mode, b, None, None, _why(err)))
                 del model
                 keras.backend.clear_session()
     return rows
@@ -172,12 +221,42 @@ HEADER = f"{'model':>10} {'precision':>9} {'xla':>3} {'batch':>5} {'windows/s':>
 
 
 def format_row(row: Row) -> str:
+    if row.error == SKIPPED:
+        return f"{row.model:>10} {row.precision:>9} {row.xla:>3} {row.batch:>5} {'skipped':>10} {'':>9}"
     if row.windows_per_s is None:
         return f"{row.model:>10} {row.precision:>9} {row.xla:>3} {row.batch:>5} {'failed':>10} {'':>9}  {row.error}"
     return (
         f"{row.model:>10} {row.precision:>9} {row.xla:>3} {row.batch:>5} "
         f"{row.windows_per_s:>10.1f} {row.max_diff:>9.2e}"
     )
+
+
+def bench_scene(n_windows: int, size: int, crop: int, repeats: int) -> tuple[float, float]:
+    """Seconds to score one scene's ``n_windows`` uint8 windows in one batch (the scan's
+    ``predict_batch``) and to compute their Grad-CAM maps (the scan's ``gradcam``), fp32, each
+    the best of ``repeats`` after a warm-up."""
+    import keras
+
+    from scanner.infer import predict_batch
+    from training.explain import gradcam
+
+    keras.utils.set_random_seed(0)
+    model = _build(size, crop, "float32", None)
+    rng = np.random.default_rng(1)
+    windows = rng.integers(0, 256, size=(n_windows, size, size, 3), dtype=np.uint8)
+
+    def best(fn) -> float:
+        fn()  # warm-up: compiles
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        return min(times)
+
+    score = best(lambda: predict_batch(model, windows))
+    cam = best(lambda: gradcam(model, windows.astype(np.float32), batch_size=n_windows))
+    return score, cam
 
 
 def efficiency(walls: dict[int, float], n_scenes: int) -> list[tuple[int, float, float, float]]:
@@ -242,6 +321,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--xla", choices=["both", "on", "off"], default="both")
     ap.add_argument("--n-batches", type=int, help="timed batches per measurement (default 10)")
     ap.add_argument("--repeats", type=int, help="best of this many timings (default 3)")
+    ap.add_argument("--time-limit", type=float, help="start no measurement after S seconds")
+    ap.add_argument("--scene-windows", type=int, default=9,
+                    help="windows of one EW scene at 500 m, 800→512 card (default 9; 0: skip)")  # fmt: skip
     ap.add_argument("--no-scan", action="store_true", help="skip the dask scan scaling")
     ap.add_argument("--workers", help="dask CPU worker counts for the scan (default 1,2,4,8)")
     ap.add_argument("--products", type=int, default=16, help="synthetic products for the scan")
@@ -255,7 +337,8 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(precisions) - set(POLICIES))
     if unknown:
         ap.error(f"--precisions: unknown {', '.join(unknown)} (use {', '.join(POLICIES)})")
-    xla_modes = {"both": [False, True], "on": [True], "off": [False]}[args.xla]
+    # XLA on first: the mode a scan uses, and the rows to have if the time limit cuts the run
+    xla_modes = {"both": [True, False], "on": [True], "off": [False]}[args.xla]
     n_batches = args.n_batches or (2 if q else 10)
     repeats = args.repeats or (1 if q else 3)
     workers = _ints(args.workers) if args.workers else ([] if q else [1, 2, 4, 8])
@@ -274,6 +357,7 @@ def main(argv: list[str] | None = None) -> int:
         f"windows/s: predict_on_batch on host float32 inputs, {n_batches} batches, best of "
         f"{repeats}; max|dp|: largest |p - p_fp32| of the positive class on the same inputs"
     )
+    deadline = time.monotonic() + (float("inf") if args.time_limit is None else args.time_limit)
     print(HEADER)
     bench_inference(
         sizes,
@@ -283,9 +367,22 @@ def main(argv: list[str] | None = None) -> int:
         n_batches,
         repeats,
         print_row=lambda r: print(format_row(r), flush=True),
+        deadline=deadline,
     )
+    if args.scene_windows and time.monotonic() < deadline:
+        size, crop = (64, 32) if q else (800, 512)
+        score, cam = bench_scene(args.scene_windows, size, crop, repeats)
+        print(
+            f"\none EW scene's windows on the device ({args.scene_windows} x {size}->{crop}, fp32):"
+            f" score {score:.3f} s, Grad-CAM {cam:.3f} s",
+            flush=True,
+        )
+    elif args.scene_windows:
+        print("\none EW scene's windows: skipped (time limit)")
     rc = 0
-    if workers:
+    if workers and time.monotonic() >= deadline:
+        print("\nscan scaling: skipped (time limit)")
+    elif workers:
         with tempfile.TemporaryDirectory() as tmp:
             rc = bench_scan_scaling(workers, args.products, args.scale, Path(tmp))
     return rc

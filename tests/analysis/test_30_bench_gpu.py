@@ -20,6 +20,11 @@ ROW = re.compile(
     r"(?P<batch>\d+)\s+(?P<rate>[\d.]+)\s+(?P<diff>[\d.e+-]+)\s*$"
 )
 
+SCENE = re.compile(
+    r"one EW scene's windows on the device \((?P<n>\d+) x 64->32, fp32\): "
+    r"score (?P<score>[\d.]+) s, Grad-CAM (?P<cam>[\d.]+) s"
+)
+
 
 def _run_quick(backend: str, *extra: str) -> str:
     env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -45,6 +50,11 @@ def _check_table(stdout: str, backend: str) -> None:
     assert len(rows) == 6 and "failed" not in stdout
     assert all(r["model"] == "64-32" and r["batch"] == "2" for r in rows)
     assert all(float(r["rate"]) > 0 for r in rows)
+    # XLA-on rows come first within each precision (the mode a scan uses, kept by a time limit)
+    assert [r["xla"] for r in rows[:2]] == ["on", "off"]
+    scene = SCENE.search(stdout)
+    assert scene, stdout[-1500:]
+    assert scene["n"] == "9" and 0 < float(scene["score"]) < 60 and 0 < float(scene["cam"]) < 60
     for r in rows:
         diff = float(r["diff"])
         if r["precision"] == "fp32":
@@ -83,6 +93,15 @@ def test_quick_scan_scaling():
     table = [line.split() for line in lines[i + 1 : i + 3]]
     assert [t[0] for t in table] == ["1", "2"]
     assert float(table[0][3]) == 1.0
+
+
+def test_time_limit_skips_what_it_does_not_reach():
+    """--time-limit 0: every row, the scene and the scan scaling say skipped; nothing runs."""
+    out = _run_quick("tensorflow", "--time-limit", "0", "--workers", "1")
+    rows = [line.split() for line in out.splitlines() if line.strip().startswith("64-32")]
+    assert len(rows) == 6 and all(r[4] == "skipped" for r in rows)
+    assert "one EW scene's windows: skipped (time limit)" in out
+    assert "scan scaling: skipped (time limit)" in out and "synthetic products" not in out
 
 
 def test_efficiency_arithmetic():
