@@ -83,6 +83,20 @@ class ScanConfig(StrictModel):
         description="mosaic chains submitted to the cluster at once (more follow as chains "
         "finish); null = 4 per worker: memory, open files and disk stay flat for any backlog",
     )
+    publish_batch: int = Field(
+        16,
+        ge=1,
+        le=1000,
+        description="finished mosaics written to detections.gpkg and the STAC catalog in one "
+        "transaction; 1 = each as it finishes. Every transaction copies the GeoPackage, so a "
+        "backfill into a large archive wants batches (docs/benchmarks.md)",
+    )
+    publish_interval_s: float = Field(
+        60.0,
+        gt=0,
+        description="a batch not yet full is written once its oldest mosaic has waited this "
+        "long (checked as mosaics finish; the rest is written when the run ends or stops)",
+    )
     mosaic: MosaicConfig = Field(default_factory=MosaicConfig)
     tiling: TilingConfig = Field(default_factory=TilingConfig)
     saliency: SaliencyConfig = Field(default_factory=SaliencyConfig)

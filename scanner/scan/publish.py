@@ -1,10 +1,19 @@
 """The single writer of shared state: the record, ``detections.gpkg`` and the STAC catalog.
 
-Runs in the scan's own process only, one finished mosaic at a time (the runner calls
-:meth:`Publisher.done` / :meth:`Publisher.failed` / :meth:`Publisher.stage_done` on the client).
-A single writer needs no cross-process locking, works on any cluster whose workers share the
+Runs in the scan's own process only (the runner calls :meth:`Publisher.done` /
+:meth:`Publisher.failed` / :meth:`Publisher.stage_done` on the client as mosaics finish). A
+single writer needs no cross-process locking, works on any cluster whose workers share the
 output filesystem, and keeps workers stateless: a killed worker never leaves a half-written
 shared file behind. Workers write only per-mosaic files under unique names.
+
+Finished mosaics are written in batches: ``publish_batch`` of them, or fewer once the oldest
+has waited ``publish_interval_s``, go into ``detections.gpkg`` and the STAC catalog in one
+transaction, and only then are their scenes marked processed in the record. Every GeoPackage
+transaction copies the file (crash safety), so one per mosaic would make a backfill into a
+large archive quadratic (``benchmarks/bench_publish.py``). A mosaic that has finished but is
+not yet written is simply redone by the next run if this one is killed; :meth:`flush` writes
+what is pending when the run ends or stops. If a batch cannot be written, its mosaics are
+written one by one, so a bad mosaic fails only itself.
 """
 
 from __future__ import annotations
@@ -46,6 +55,8 @@ class Publisher:
         # the progress lines count every planned mosaic, whether it is published or fails
         scenes = sum(len(j.scenes) for j in planned)
         self.progress = Progress(len(planned), scenes, time.monotonic())
+        self.pending: list[tuple[MosaicJob, StageResult]] = []  # finished, not yet written
+        self._oldest = 0.0  # time.monotonic() when the oldest pending mosaic arrived
 
     # --- runner hooks ---------------------------------------------------------------------
 
@@ -58,11 +69,42 @@ class Publisher:
                              run_id=self.ctx.run_id, source=scene.source)  # fmt: skip
 
     def done(self, job: MosaicJob, res: StageResult) -> None:
-        try:
-            written = self.publish_mosaic(res.result)
-        except Exception as err:  # noqa: BLE001 - a failed publish fails only this mosaic
-            self.failed(job, "publish", err)
+        """A mosaic finished its stages: queue it, and write the batch when it is due."""
+        if not self.pending:
+            self._oldest = time.monotonic()
+        self.pending.append((job, res))
+        self._heartbeat(job)
+        config = self.ctx.config
+        waited = time.monotonic() - self._oldest
+        if len(self.pending) >= config.publish_batch or waited >= config.publish_interval_s:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write every pending mosaic (one transaction; one by one if that fails)."""
+        batch, self.pending = self.pending, []
+        if not batch:
             return
+        try:
+            written = self.publish_mosaics([res.result for _, res in batch])
+        except Exception as err:  # noqa: BLE001 - decided per mosaic below
+            if len(batch) == 1 or as_disk_full(err, self.ctx.out_dir) is not None:
+                for job, _ in batch:
+                    self.failed(job, "publish", err)  # a full disk stops the run here
+                return
+            log.warning("writing %d mosaics at once failed (%s: %s); writing them one by one",
+                        len(batch), type(err).__name__, err)  # fmt: skip
+            for job, res in batch:
+                try:
+                    written = self.publish_mosaics([res.result])
+                except Exception as one:  # noqa: BLE001 - a failed publish fails only this mosaic
+                    self.failed(job, "publish", one)
+                else:
+                    self._processed(job, res, written)
+            return
+        for job, res in batch:
+            self._processed(job, res, written)
+
+    def _processed(self, job: MosaicJob, res: StageResult, written: dict[str, str]) -> None:
         mosaic = res.result
         hits = mosaic.detected(self.ctx.card.threshold)
         outputs = {**mosaic.rasters, **written}
@@ -78,7 +120,6 @@ class Publisher:
             ran_on=res.ran_on,
             timings=res.timings,
         )
-        self._heartbeat(job)
 
     def failed(self, job: MosaicJob, stage: str, err: BaseException) -> None:
         """Record the mosaic's scenes as failed. A full disk (or file-size limit) is the
@@ -92,7 +133,8 @@ class Publisher:
                              run_id=self.ctx.run_id, source=scene.source)  # fmt: skip
         failure = Failure(job.mosaic_id, tuple(s.name for s in job.scenes), message)
         self.summary = self.summary.add_failure(failure)
-        self._heartbeat(job)
+        if stage != "publish":  # a publish failure's mosaic was counted when it finished
+            self._heartbeat(job)
         if full is not None:
             raise full
 
@@ -103,9 +145,9 @@ class Publisher:
 
     # --- the shared files -----------------------------------------------------------------
 
-    def publish_mosaic(self, mosaic: MosaicResult) -> dict[str, str]:
-        """Add the mosaic's rows to ``detections.gpkg`` (replacing a previous run's) and its
-        item to the STAC catalog."""
+    def publish_mosaics(self, mosaics: list[MosaicResult]) -> dict[str, str]:
+        """Add the mosaics' rows to ``detections.gpkg`` (replacing a previous run's) in one
+        transaction, then their items to the STAC catalog."""
         from scanner.forecast import find_polar_lows
         from scanner.outputs.gpkg import write_results
         from scanner.outputs.gpkg_forecast import forecast_update
@@ -113,11 +155,12 @@ class Publisher:
 
         prov = self.ctx.provenance
         # polar lows (merged detections) and their tracks, in the same GeoPackage transaction
-        lows = forecast_update(find_polar_lows(mosaic, prov), [mosaic.mosaic_id],
-                               self.ctx.config.tracking)  # fmt: skip
-        gpkg = write_results(gpkg_path(self.ctx.out_dir), [mosaic], prov, also=[lows])
-        item = replace(mosaic, rasters={**mosaic.rasters, "detections": str(gpkg)})
-        stac = write_stac(self.ctx.out_dir, [item], prov)
+        found = [low for m in mosaics for low in find_polar_lows(m, prov)]
+        lows = forecast_update(found, [m.mosaic_id for m in mosaics], self.ctx.config.tracking)
+        gpkg = write_results(gpkg_path(self.ctx.out_dir), mosaics, prov, also=[lows])
+        items = [replace(m, rasters={**m.rasters, "detections": str(gpkg)}) for m in mosaics]
+        stac = write_stac(self.ctx.out_dir, items, prov)
+        log.info("wrote %d mosaic(s) to detections.gpkg and the STAC catalog", len(mosaics))
         return {"gpkg": str(gpkg), "stac": str(stac)}
 
     def publish_run(self) -> None:

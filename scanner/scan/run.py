@@ -8,7 +8,7 @@ starts. Faults of the machine (a full disk, SIGTERM, a killed worker) are listed
 run does about each in docs/faults.md. Then the run takes the record's
 run lock, searches, claims the scenes that need work, groups them into mosaics (consecutive
 slices of a datatake) and hands the jobs to the :class:`~scanner.scan.runner.Runner`; the
-:class:`~scanner.scan.publish.Publisher` writes each finished mosaic as it arrives.
+:class:`~scanner.scan.publish.Publisher` writes the finished mosaics in batches as they arrive.
 """
 
 from __future__ import annotations
@@ -289,7 +289,8 @@ def scan(request: ScanRequest, config: ScanConfig, *, progress: bool = True) -> 
                 progress=progress,
             )
         finally:
-            runner.close()  # no worker writes any more: release, then clear what is left
+            runner.close()  # no worker writes any more: write what finished, release, clear
+            _flush(pub)
             _release(rec, run_id, out)
         if stats.newest_published is not None:
             # Failed scenes stay pending in the record and are retried whatever the
@@ -355,6 +356,23 @@ def _close_run(rec, run_id: str, exc: BaseException | None = None) -> None:
                             "run takes them up", run_id)  # fmt: skip
     except Exception as err:  # noqa: BLE001 - never mask the original error
         log.warning("could not close run %s in the record: %s", run_id, err)
+
+
+def _flush(pub: Publisher) -> None:
+    """Write the mosaics that finished but wait in a batch. On an error path (SIGTERM, a lost
+    scheduler) a failure here is logged, never raised over the original: those mosaics' scenes
+    are released and the next run redoes them."""
+    import sys
+
+    failing = sys.exc_info()[1] is not None
+    waiting = len(pub.pending)
+    try:
+        pub.flush()
+    except Exception as err:  # noqa: BLE001
+        if not failing:
+            raise
+        log.warning("could not write the %d finished mosaic(s) still pending: %s (the next run "
+                    "redoes them)", waiting, err)  # fmt: skip
 
 
 def _release(rec, run_id: str, out: Path) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import signal
 import time
+from pathlib import Path
 
 import pytest
 
@@ -86,3 +87,33 @@ def test_sigterm_mid_scan_on_a_local_cluster_stops_the_workers(common, tmp_path)
     assert leftovers(out) == []
     rc, s, err = run_scan(*common, "--sequential", "--out", str(out))
     assert rc == 0 and s["counts"]["processed"] == s["counts"]["found"], err
+
+
+def test_sigterm_writes_the_finished_mosaics_first(common, tmp_path):
+    """The demo's first mosaic has finished and waits in a part-filled publish batch when the
+    second one's mosaic appears (a sequential run does one mosaic after the other); SIGTERM then
+    writes the first before the run unwinds: it is processed, only the second is redone."""
+    from scanner.record import Record
+
+    out, log = tmp_path / "out", tmp_path / "stderr.txt"
+    proc = start_scan(out, *common, "--sequential", log=log)
+    t0 = time.monotonic()
+    while len(list(out.glob("mosaics/*/*_rgb.tif"))) < 2:
+        assert proc.poll() is None, "the scan ended before it could be stopped"
+        assert time.monotonic() - t0 < 300, "the scan never reached its second mosaic"
+        time.sleep(0.05)
+    assert not (out / "detections.gpkg").exists()  # the first mosaic waits in the batch
+    rc = stop(proc, signal.SIGTERM)
+    assert rc == 143, log.read_text()
+    with Record.open(out) as rec:
+        assert rec.runs()[0]["status"] == "interrupted" and rec.claimed() == {}
+        done = rec.scenes(status="processed")
+        total = len(rec.scenes())
+    assert 0 < len(done) < total
+    first = {Path(s.outputs["rgb"]).parent.name for s in done}
+    assert len(first) == 1
+    assert layer_counts(out / "detections.gpkg")["scenes"] == len(done)
+    assert leftovers(out) == []
+    rc, s, err = run_scan(*common, "--sequential", "--out", str(out))
+    assert rc == 0, err
+    assert s["counts"]["processed"] == total - len(done)

@@ -1,0 +1,138 @@
+"""The publisher writes finished mosaics in batches: the outputs are the same as one mosaic per
+transaction, a batch that cannot be written is retried one mosaic at a time (a bad mosaic fails
+alone), and the batch size and wait come from the config."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support.scan_helpers import layer_counts, run_scan, scan_model
+
+__all__ = ["scan_model"]
+
+REPO = Path(__file__).resolve().parents[2]
+N = 3  # mosaics
+
+
+@pytest.fixture(scope="module")
+def products(tmp_path_factory) -> Path:
+    """Three single-slice products, each its own datatake (so three mosaics)."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from bench_scan import write_products
+
+    folder = tmp_path_factory.mktemp("batches") / "incoming"
+    write_products(folder, N, 1 / 16)
+    return folder
+
+
+def _scan(products: Path, out: Path, model: Path, **config) -> tuple[int, dict | None, str]:
+    lines = "".join(f"{k}: {v}\n" for k, v in config.items())
+    cfg = out.parent / f"{out.name}.yaml"
+    cfg.write_text(f"saliency:\n  methods: []\n{lines}")
+    return run_scan(
+        "--source", f"local:{products}", "--bbox", "70", "75", "110", "84",
+        "--since", "2000-01-01", "--model", str(model), "--out", str(out), "--sequential",
+        "--config", str(cfg),
+    )  # fmt: skip
+
+
+def _written(caplog) -> list[int]:
+    pattern = re.compile(r"wrote (\d+) mosaic\(s\) to detections.gpkg")
+    return [int(m[1]) for r in caplog.records if (m := pattern.search(r.getMessage()))]
+
+
+def _rows(gpkg: Path) -> dict[str, list[tuple]]:
+    """Every layer's rows without the run's own id and times, sorted (order-free comparison)."""
+    import pyogrio
+
+    out = {}
+    for layer, _ in pyogrio.list_layers(gpkg):
+        if layer in ("runs", "layer_styles"):
+            continue
+        df = pyogrio.read_dataframe(gpkg, layer=layer)
+        drop = [c for c in df.columns if c in ("run_id", "processed", "created")]
+        df = df.drop(columns=drop)
+        if "geometry" in df:
+            df["geometry"] = df.geometry.to_wkt(rounding_precision=3)
+        out[layer] = sorted(tuple(str(v) for v in row) for row in df.itertuples(index=False))
+    return out
+
+
+def test_batches_write_what_single_mosaics_write(products, scan_model, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="scanner.scan.publish")
+    rc, s1, err = _scan(products, tmp_path / "one", scan_model, publish_batch=1)
+    assert rc == 0, err
+    assert _written(caplog) == [1, 1, 1]
+    caplog.clear()
+    rc, s2, err = _scan(products, tmp_path / "two", scan_model, publish_batch=2)
+    assert rc == 0, err
+    assert _written(caplog) == [2, 1]  # a full batch, then the rest when the run ends
+    assert s1["counts"]["processed"] == s2["counts"]["processed"] == N
+    assert s2["counts"]["mosaics"] == N and len(s2["cluster"]["placement"]) == N
+    one, two = _rows(tmp_path / "one" / "detections.gpkg"), _rows(tmp_path / "two" / "detections.gpkg")
+    assert one.keys() == two.keys() and one == two
+    assert layer_counts(tmp_path / "two" / "detections.gpkg")["scenes"] == N
+
+    from scanner.outputs.stac import read_catalog
+    from scanner.record import Record
+
+    assert len(list(read_catalog(tmp_path / "two").get_all_items())) == N
+    with Record.open(tmp_path / "two") as rec:
+        assert len(rec.scenes(status="processed")) == N
+
+
+def test_a_batch_that_cannot_be_written_fails_only_its_bad_mosaic(
+    products, scan_model, tmp_path, caplog, monkeypatch
+):
+    """A STAC write that refuses one mosaic (an injected fault at the writer's edge): the batch
+    of three fails, the publisher writes them one by one, two are processed and one failed."""
+    import scanner.outputs.stac as stac
+
+    real = stac.write_stac
+    bad: list[str] = []
+
+    def refusing(out_dir, mosaics, prov):
+        if not bad:
+            bad.append(sorted(m.mosaic_id for m in mosaics)[1])
+        if any(m.mosaic_id in bad for m in mosaics):
+            raise OSError(f"injected: cannot write the item of {bad[0]}")
+        return real(out_dir, mosaics, prov)
+
+    monkeypatch.setattr(stac, "write_stac", refusing)
+    caplog.set_level(logging.INFO, logger="scanner.scan.publish")
+    out = tmp_path / "out"
+    rc, s, err = _scan(products, out, scan_model, publish_batch=10)
+    assert rc == 1, err
+    assert (s["counts"]["processed"], s["counts"]["failed"]) == (N - 1, 1)
+    [failure] = s["failures"]
+    assert failure["mosaic"] == bad[0] and failure["error"].startswith("publish: OSError")
+    assert "writing them one by one" in caplog.text
+    assert _written(caplog) == [1, 1]
+
+    from scanner.record import Record
+
+    with Record.open(out) as rec:
+        [failed] = rec.scenes(status="failed")
+        assert len(rec.scenes(status="processed")) == N - 1
+    assert "injected" in failed.last_error
+    # the next run (writer healthy again) redoes only the failed mosaic
+    monkeypatch.setattr(stac, "write_stac", real)
+    rc, s, err = _scan(products, out, scan_model, publish_batch=10)
+    assert rc == 0, err
+    assert s["counts"]["processed"] == 1
+
+
+def test_publish_settings_are_checked():
+    from pydantic import ValidationError
+
+    from scanner.scan.config import ScanConfig
+
+    assert ScanConfig().publish_batch == 16 and ScanConfig().publish_interval_s == 60
+    for bad in ({"publish_batch": 0}, {"publish_interval_s": 0}, {"publish_batchsize": 4}):
+        with pytest.raises(ValidationError):
+            ScanConfig(**bad)
