@@ -74,6 +74,8 @@ def write_results(
                 present = gpkg_sql.tables(tmp) if exists else set()
                 if exists:
                     ids = [r.mosaic_id for r in results]
+                    # rows are replaced by mosaic id: indexed, a publish does not scan the archive
+                    gpkg_sql.create_indexes(tmp, [(layer, "mosaic_id") for layer in FEATURE_LAYERS])
                     where = [(layer, "mosaic_id", ids) for layer in FEATURE_LAYERS]
                     if run is not None:
                         where.append(("runs", "run_id", [str(run["run_id"])]))
