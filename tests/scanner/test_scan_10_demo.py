@@ -74,10 +74,12 @@ def test_demo_scan_writes_every_output(first_run):
         assert con.execute("SELECT COUNT(*) FROM layer_styles").fetchone()[0] >= 3
 
     catalog = json.loads((out / "stac" / "catalog.json").read_text())
-    assert any(link["rel"] == "item" for link in catalog["links"])
+    assert [link["href"] for link in catalog["links"] if link["rel"] == "child"] == [
+        "./2022/11/catalog.json"
+    ]  # month sub-catalogs (scanner/outputs/stac.py)
     for folder in folders:
         mid = folder.name
-        item = json.loads((out / "stac" / mid / f"{mid}.json").read_text())
+        item = json.loads((out / "stac" / "2022" / "11" / mid / f"{mid}.json").read_text())
         assert {"rgb", "probability", "gradcam", "detections"} <= set(item["assets"])
 
     from scanner.record import Record
@@ -132,7 +134,8 @@ def test_requeued_scenes_replace_their_rows_and_files(first_run, scan_model):
     with rasterio.open(ig) as ds, rasterio.open(prob) as ref:
         assert (ds.transform, ds.shape, ds.crs) == (ref.transform, ref.shape, ref.crs)
         assert ds.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
-    item = json.loads((out / "stac" / folder.name / f"{folder.name}.json").read_text())
+    [item_file] = (out / "stac").glob(f"*/*/{folder.name}/{folder.name}.json")
+    item = json.loads(item_file.read_text())
     assert {"gradcam", "ig"} <= set(item["assets"])
     after = layer_counts(out / "detections.gpkg")
     for layer in ("windows", "detections", "scenes"):

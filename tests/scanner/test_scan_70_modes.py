@@ -110,7 +110,7 @@ def test_card_accepting_ew_only_skips_iw_before_download(folder, scan_model, tmp
     }
     layer = _scenes_layer(out / "detections.gpkg")
     assert set(zip(layer["mode"], layer["polarisations"], strict=True)) == {("EW", "HH+HV")}
-    [item_path] = (out / "stac").glob("*/*.json")
+    [item_path] = (out / "stac").glob("*/*/*/*.json")
     props = json.loads(item_path.read_text())["properties"]
     assert (props["sar:instrument_mode"], props["sar:polarizations"]) == ("EW", ["HH", "HV"])
     # a rerun claims nothing: SKIPPED is final
@@ -151,6 +151,6 @@ def test_both_modes_scanned_odd_slice_refused_old_gpkg_appended(folder, scan_mod
         ("EW", "HH+HV"),
         ("IW", "VV+VH"),
     }
-    items = [json.loads(p.read_text())["properties"] for p in (out / "stac").glob("*/*.json")]
+    items = [json.loads(p.read_text())["properties"] for p in (out / "stac").glob("*/*/*/*.json")]
     got = sorted((p["sar:instrument_mode"], tuple(p["sar:polarizations"])) for p in items)
     assert got == [("EW", ("HH", "HV")), ("IW", ("VV", "VH"))]
