@@ -13,7 +13,7 @@ import zlib
 from pathlib import Path
 
 from polarscan.common.archives import GIB, ZipLimits, check_zip_sizes
-from polarscan.common.errors import UsageError
+from polarscan.common.errors import PolarScanError, UsageError
 
 #: A real EW GRDM zip is 0.3–0.5 GB with measurement TIFFs up to ~1 GB unpacked; an IW GRDH
 #: TIFF reaches ~1.7 GB and a dual-pol IW product ~3.5 GB. TIFFs of DN barely compress; the
@@ -94,11 +94,13 @@ class SafeContainer:
     def _require(self, rel: str) -> str:
         real = self.resolve(rel)
         if real is None:
-            raise UsageError(
-                f"{self.label}: file {self.norm(rel)} is missing from the product",
-                "download the complete product again",
-            )
+            raise self.missing(f"file {self.norm(rel)}")
         return real
+
+    def missing(self, what: str) -> PolarScanError:
+        """The error for a file of the product that is not there (``what`` names it)."""
+        return UsageError(f"{self.label}: {what} is missing from the product",
+                          "download the complete product again")  # fmt: skip
 
     def gdal_env(self):
         """A ``rasterio.Env`` with what GDAL needs to open and read :meth:`raster_path`

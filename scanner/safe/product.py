@@ -243,10 +243,7 @@ class Product:
             real = found[0] if found else None
         if real is None:
             shown = SafeContainer.norm(href) if href else f"{kind} file for {pol}"
-            raise UsageError(
-                f"{self.name}: {kind} file {shown} is missing from the product",
-                "download the complete product again",
-            )
+            raise self._c.missing(f"{kind} file {shown}")
         self._files[key] = real
         return real
 

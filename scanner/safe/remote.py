@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from polarscan.common.errors import ProcessingError
+from polarscan.common.errors import PolarScanError, ProcessingError
 from scanner.access.eodata import VSIS3
 from scanner.access.s3 import S3Client, S3Settings
 from scanner.safe.container import SafeContainer
@@ -45,6 +45,17 @@ class RemoteSafeContainer(SafeContainer):
     def size(self) -> int:
         """Bytes of the whole product (every object under its key)."""
         return sum(self.sizes.values())
+
+    def missing(self, what: str) -> PolarScanError:
+        """An object the listing lacks is the provider's matter (a product still being written,
+        or one whose upload broke), not a download to redo: the scene fails and the next run
+        tries again."""
+        return ProcessingError(
+            f"{self.label}: {what} is missing under s3://{self.settings.bucket}/{self._prefix}",
+            "the next run tries this scene again; if the object stays missing, download the "
+            "product instead (access: download)",
+            key="access",
+        )
 
     def read(self, rel: str) -> bytes:
         real = self._require(rel)

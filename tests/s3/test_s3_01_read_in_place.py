@@ -166,8 +166,11 @@ def test_missing_object_is_a_processing_error(s3_env, uploaded, s3):
     data = s3.client().get_object(Bucket="eodata", Key=name)["Body"].read()
     s3.delete(name)
     try:
-        with pytest.raises(Exception, match="calibration") as e:
+        with pytest.raises(ProcessingError, match="calibration-s1a-ew-grd-hv") as e:
             build_mosaic([vsi(uploaded.average_key)], "/nonexistent/x.tif", MosaicConfig(**CONFIG))
-        assert "missing" in str(e.value)
+        assert "is missing under s3://eodata/" in str(e.value)
+        # read in place, the fix is not to download the product again
+        assert e.value.key == "access" and "access: download" in e.value.fix
+        assert "download the complete" not in str(e.value)
     finally:
         s3.client().put_object(Bucket="eodata", Key=name, Body=data)

@@ -77,7 +77,7 @@ def test_scan_over_s3_reads_the_twin_in_place(catalogue, s3_env, uploaded, scan_
 
 
 FAULTS = {
-    "missing object": (None, r"-hv-.*-cog\.tiff is missing from the product"),
+    "missing object": (None, r"-hv-.*-cog\.tiff is missing under s3://eodata/.*access: download"),
     "403": ({"match": "calibration-s1a-ew-grd-hh", "status": 403, "times": 99},
             r"calibration-s1a-ew-grd-hh.*(403|AccessDenied)"),
     "dropped mid-range": ({"match": "-hh-", "drop_after": 1000, "times": 99, "ranged": True},
