@@ -42,7 +42,7 @@ TF_COMMANDS = frozenset({"predict", "train", "evaluate", "explain", "scan"})
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="polarscan",
-        description="Find polar lows in Sentinel-1 EW SAR images (Grahn & Bianchi 2022 classifier).",
+        description="Find polar lows in Sentinel-1 EW and IW SAR images (Grahn & Bianchi 2022 classifier).",
     )
     parser.add_argument(
         "-v", "--verbose", action="count", default=0, help="more logging; tracebacks on errors"

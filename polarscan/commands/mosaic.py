@@ -25,7 +25,7 @@ unless every mosaic succeeds.
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this group's commands to the top-level parser."""
     p = add_command(
-        sub, "mosaic", "make an RGB mosaic COG from Sentinel-1 EW products", MOSAIC_HELP
+        sub, "mosaic", "make an RGB mosaic COG from Sentinel-1 EW or IW GRD products", MOSAIC_HELP
     )
     p.add_argument("products", nargs="+", metavar="PRODUCT", help=".SAFE folder or .zip")
     p.add_argument(
