@@ -18,7 +18,8 @@ from typing import overload
 from polarscan.common.errors import ProcessingError, UsageError, as_disk_full
 
 RECORD_NAME = "record.sqlite"
-SCHEMA_VERSION = 2  # 2: scenes.mode and scenes.polarisations (added in place to version 1)
+SCHEMA_VERSION = 3  # 2: scenes.mode and scenes.polarisations; 3: the fetches table (each added
+# in place to a record of an older version)
 BUSY_TIMEOUT_MS = 30_000
 WAL_PAGES = 16  # checkpoint the write-ahead log every 16 pages (64 KiB)
 
@@ -84,6 +85,22 @@ CREATE TABLE IF NOT EXISTS locks (
     acquired_at TEXT NOT NULL,
     expires_at  TEXT NOT NULL
 );
+
+CREATE TABLE IF NOT EXISTS fetches (  -- bytes fetched from a source, for its monthly quota
+    id          INTEGER PRIMARY KEY,
+    at          TEXT NOT NULL,      -- ISO 8601 UTC: when the stage that fetched them finished
+    month       TEXT NOT NULL,      -- YYYY-MM of ``at`` (UTC): the quota's month
+    source      TEXT NOT NULL,
+    scene_id    TEXT NOT NULL,
+    run_id      TEXT,
+    stage       TEXT NOT NULL,      -- download | mosaic
+    access      TEXT NOT NULL,      -- download | s3 | mount
+    bytes       INTEGER NOT NULL CHECK (bytes >= 0),
+    estimated   INTEGER NOT NULL DEFAULT 0,  -- of ``bytes``, worked out rather than counted
+    product_size INTEGER            -- the product's size in the catalogue, when known
+);
+CREATE INDEX IF NOT EXISTS fetches_month ON fetches (month, source);
+CREATE INDEX IF NOT EXISTS fetches_scene ON fetches (scene_id);
 
 CREATE TABLE IF NOT EXISTS runs (
     run_id      TEXT PRIMARY KEY,
@@ -223,7 +240,7 @@ def connect(path: Path, create: bool = True) -> sqlite3.Connection:
                     conn.execute("ROLLBACK")
                     raise
             else:  # touch every table once, so a damaged schema fails here with a clear message
-                for table in ("scenes", "watermarks", "claims", "locks", "runs"):
+                for table in ("scenes", "watermarks", "claims", "locks", "fetches", "runs"):
                     conn.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchall()
         except BaseException:
             conn.close()
@@ -245,9 +262,9 @@ ADDED_SCENE_COLUMNS = {"mode": "TEXT", "polarisations": "TEXT"}
 
 def _migrate(conn: sqlite3.Connection) -> None:
     """Bring a record of an older schema up to date in place (inside the caller's
-    transaction): add the ``scenes`` columns it lacks and fill mode and polarisations from
-    each scene's product name. Safe to repeat: only missing columns are added, only empty
-    values filled."""
+    transaction; :func:`_create_schema` has added any missing table, such as ``fetches``):
+    add the ``scenes`` columns it lacks and fill mode and polarisations from each scene's
+    product name. Safe to repeat: only missing columns are added, only empty values filled."""
     from scanner.sources.base import name_acquisition
 
     have = {r["name"] for r in conn.execute("PRAGMA table_info(scenes)")}

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from polarscan.common.errors import UsageError
 from scanner.record import claims as _claims
+from scanner.record import fetches as _fetches
 from scanner.record.db import (
     connect,
     from_iso,
@@ -336,11 +337,16 @@ class Record:
         with self.write() as conn:
             return _claims.claim(conn, ids, run_id, ttl, pid or os.getpid(), now_utc())
 
-    def release(self, run_id: str) -> int:
-        """Drop all of this run's claims (the scan does so when it ends, however it ends)."""
+    def release(self, run_id: str, scene_ids: Iterable[str] | None = None) -> int:
+        """Drop this run's claims: all of them (the scan does so when it ends, however it
+        ends), or those on ``scene_ids`` (scenes it will not work on after all)."""
         with self.write() as conn:
             before = conn.total_changes
-            conn.execute("DELETE FROM claims WHERE run_id = ?", (run_id,))
+            if scene_ids is None:
+                conn.execute("DELETE FROM claims WHERE run_id = ?", (run_id,))
+            else:
+                conn.executemany("DELETE FROM claims WHERE run_id = ? AND scene_id = ?",
+                                 [(run_id, sid) for sid in scene_ids])  # fmt: skip
             return conn.total_changes - before
 
     def claimed(self, run_id: str | None = None) -> dict[str, str]:
@@ -377,6 +383,30 @@ class Record:
                 (RunStatus.ABANDONED.value, iso(now_utc()), holder.run_id),
             )
         return holder
+
+    # ---- bytes fetched (the provider's monthly quota) --------------------------------------
+
+    def add_fetches(self, rows: Iterable[_fetches.FetchRow]) -> None:
+        """Record bytes fetched from a source (:class:`~scanner.record.fetches.FetchRow`)."""
+        rows = list(rows)
+        if rows:
+            with self.write() as conn:
+                _fetches.insert(conn, rows)
+
+    def fetched_in_month(self, month: str, source: str | None = None) -> int:
+        """Bytes fetched in the UTC month ``YYYY-MM`` (from ``source``, or from all)."""
+        with self._lock, translate_errors(self.path):
+            return _fetches.month_bytes(self._conn, month, source)
+
+    def usage(self, months: int | None = None) -> list[_fetches.MonthUsage]:
+        """Bytes fetched per month and source, newest first."""
+        with self._lock, translate_errors(self.path):
+            return _fetches.usage(self._conn, months)
+
+    def in_place_fraction(self, source: str | None = None) -> float | None:
+        """Bytes read in place ÷ product size over the latest scenes read in place."""
+        with self._lock, translate_errors(self.path):
+            return _fetches.in_place_fraction(self._conn, source)
 
     # ---- watermarks ----------------------------------------------------------------------
 

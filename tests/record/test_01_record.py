@@ -26,9 +26,9 @@ def test_creates_wal_record_in_out_dir(tmp_path):
         assert r.path == record_path(out) == out / "record.sqlite"
     con = sqlite3.connect(out / "record.sqlite")
     assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert con.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert con.execute("PRAGMA user_version").fetchone()[0] == 3
     tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    assert {"scenes", "watermarks", "claims", "locks", "runs"} <= tables
+    assert {"scenes", "watermarks", "claims", "locks", "fetches", "runs"} <= tables
 
 
 def test_open_without_create_needs_a_record(tmp_path):

@@ -11,17 +11,19 @@ import pytest
 
 from polarscan import cli
 from scanner.record import Record, record_path
-from scanner.record.db import SCHEMA, SCHEMA_VERSION
-from tests.support.record_helpers import make_scene
+from scanner.record.db import SCHEMA_VERSION
+from tests.support.record_helpers import make_scene, v2_schema
 
 IW_NAME = "S1A_IW_GRDH_1SDV_20240115T050000_20240115T050025_052000_05A000_0A0A"
 
 
 def _v1_schema() -> str:
-    """The schema of version 1: today's without the columns version 2 added."""
+    """The schema of version 1: today's without the columns version 2 added (nor the table
+    version 3 added)."""
     lines = [
-        ln for ln in SCHEMA.splitlines() if not ln.strip().startswith(("mode ", "polarisations "))
-    ]
+        ln for ln in v2_schema().splitlines()
+        if not ln.strip().startswith(("mode ", "polarisations "))
+    ]  # fmt: skip
     return "\n".join(lines)
 
 
@@ -43,8 +45,9 @@ def _old_record(path, scenes) -> None:
 
 
 def test_v1_schema_really_lacks_the_columns():
-    assert SCHEMA_VERSION == 2
+    assert SCHEMA_VERSION == 3
     assert "mode" not in _v1_schema() and "polarisations" not in _v1_schema()
+    assert "fetches" not in _v1_schema()
 
 
 def test_new_scenes_carry_mode_and_polarisations(tmp_path):

@@ -138,3 +138,10 @@ def upsert_forever(path: str, batch: int, ready) -> None:
 
 def record_file(out: Path) -> Path:
     return out / "record.sqlite"
+
+
+def v2_schema() -> str:
+    """The record's schema of version 2: today's without the ``fetches`` table (version 3)."""
+    from scanner.record.db import SCHEMA
+
+    return ";".join(s for s in SCHEMA.split(";") if "fetches" not in s)
