@@ -10,7 +10,10 @@ survive all of that without ever leaving a half-downloaded file under its final 
 - 429/5xx/timeouts/dropped connections are retried with exponential backoff and jitter,
   honouring ``Retry-After``; 401/403 raise :class:`AuthError` (a usage problem: credentials);
 - request headers may be a callable, called on every attempt, so a token can be refreshed
-  between attempts. Headers are never logged.
+  between attempts. Headers are never logged;
+- every body byte received counts into the current byte meter
+  (:func:`polarscan.common.meter.metered`): a provider's monthly quota counts them, whether the
+  file is kept or not (a resume counts only what it fetched).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ import requests
 import urllib3
 
 from polarscan.common.errors import ProcessingError, UsageError
+from polarscan.common.meter import count_fetched
 
 log = logging.getLogger(__name__)
 
@@ -293,6 +297,7 @@ def _attempt(
             with open(part, mode) as f:
                 # read1: what arrived so far, so a dropped connection keeps its bytes
                 while block := resp.raw.read1(chunk_size, decode_content=True):
+                    count_fetched(len(block))
                     f.write(block)
                     if side is not None:
                         side.update(block)

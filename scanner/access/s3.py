@@ -28,6 +28,7 @@ from typing import Any
 import requests
 
 from polarscan.common.errors import ProcessingError, UsageError
+from polarscan.common.meter import current_meter
 
 log = logging.getLogger(__name__)
 
@@ -233,11 +234,16 @@ class S3Client:
         backoff: float = 1.0,
         timeout: float = 60.0,
         session: requests.Session | None = None,
+        meter_key: str | None = None,
     ) -> None:
         self.settings = settings
         self.retries, self.backoff, self.timeout = retries, backoff, timeout
         self.session = session or requests.Session()
         self.bytes_read = 0  # body bytes received (benchmarks)
+        # bytes fetched count against the provider's quota: into the meter of the scope the
+        # client was made in (its GETs may run in other threads), under ``meter_key``
+        self._meter = current_meter()
+        self._meter_key = meter_key
 
     def url(self, key: str = "") -> str:
         return f"{self.settings.endpoint}/{quote_path(self.settings.bucket)}/{quote_path(key)}"
@@ -265,6 +271,8 @@ class S3Client:
                     if resp.headers.get("Content-Length") and len(body) != size:
                         raise requests.ConnectionError(f"got {len(body)} of {size} bytes")
                     self.bytes_read += len(body)
+                    if self._meter is not None:
+                        self._meter.add(len(body), key=self._meter_key)
                     return bytes(body)
             except (requests.ConnectionError, requests.Timeout, OSError) as err:
                 if last:

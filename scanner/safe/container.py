@@ -14,6 +14,7 @@ from pathlib import Path
 
 from polarscan.common.archives import GIB, ZipLimits, check_zip_sizes
 from polarscan.common.errors import PolarScanError, UsageError
+from polarscan.common.meter import current_meter
 
 #: A real EW GRDM zip is 0.3–0.5 GB with measurement TIFFs up to ~1 GB unpacked; an IW GRDH
 #: TIFF reaches ~1.7 GB and a dual-pol IW product ~3.5 GB. TIFFs of DN barely compress; the
@@ -34,6 +35,9 @@ class SafeContainer:
         self._zip: zipfile.ZipFile | None = None
         self._prefix = ""
         self._index: dict[str, str] = {}  # lower-case rel path → real rel path
+        # a folder read in place (the eodata mount) counts the files it reads into the meter
+        # of the scope it was opened in (a zip is a download: counted when it was fetched)
+        self._meter = current_meter()
         if path.is_dir():
             root = path
             if not (path / "manifest.safe").exists():
@@ -114,12 +118,27 @@ class SafeContainer:
         try:
             if self._zip is not None:
                 return self._zip.read(self._prefix + real)
-            return (self._root / real).read_bytes()
+            data = (self._root / real).read_bytes()
         except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as err:
             raise UsageError(
                 f"{self.label}: cannot read {real} ({err}); the product is corrupt or truncated",
                 "download the product again",
             ) from None
+        if self._meter is not None:
+            self._meter.add(len(data), key=str(self.path))
+        return data
+
+    def file_size(self, rel: str) -> int | None:
+        """Bytes of the file ``rel`` (None when unknown)."""
+        real = self.resolve(rel)
+        if real is None:
+            return None
+        try:
+            if self._zip is not None:
+                return self._zip.getinfo(self._prefix + real).file_size
+            return (self._root / real).stat().st_size
+        except (KeyError, OSError):
+            return None
 
     def raster_path(self, rel: str) -> str:
         """A path GDAL opens: the file itself, or ``/vsizip/<zip>/<member>`` (read in place)."""

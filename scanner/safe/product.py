@@ -13,6 +13,7 @@ product and the file.
 
 from __future__ import annotations
 
+import logging
 import re
 import warnings
 from datetime import datetime
@@ -23,10 +24,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from polarscan.common.errors import ProcessingError, UsageError
+from polarscan.common.meter import current_meter
 from scanner.access.eodata import is_remote
 from scanner.safe.container import SafeContainer
 from scanner.safe.lut import VectorLut
 from scanner.safe.manifest import Manifest, parse_manifest
+from scanner.safe.tiff_bytes import BlockLog, Level
 from scanner.safe.xmlparse import (
     Annotation,
     GeolocationGrid,
@@ -46,6 +49,8 @@ SUPPORTED_MODES = ("EW", "IW")
 POL_PAIRS = (("HH", "HV"), ("VV", "VH"))
 """Supported dual-pol pairs, (co-pol, cross-pol)."""
 REQUIRED_POLS = POL_PAIRS[0]  # kept for callers of the EW-only reader; see Product.pol_pair
+log = logging.getLogger(__name__)
+
 _SUPPORTED = "Sentinel-1 EW or IW GRD dual-pol products (HH+HV, 1SDH, or VV+VH, 1SDV)"
 _KIND_PATTERNS = {  # fallback when the manifest does not list a file
     "annotation": r"annotation/s1[a-d]-(?:ew|iw)\d?-grd-{pol}-[^/]*\.xml",
@@ -122,6 +127,11 @@ class Product:
         #: (pol, overview factor) → ``None`` if that overview passed the radiometry check,
         #: else why not (:func:`scanner.safe.radiometry.overview_for`)
         self.overview_checks: dict[tuple[str, int], str | None] = {}
+        # the blocks read, per (file, overview level): what GDAL fetched, estimated at close
+        # into the meter of the scope the product was opened in (reading in place)
+        self._meter = current_meter()
+        self._blocks = BlockLog()
+        self._levels: dict[str, Level] = {}  # key of _rasters → (file, overview level)
 
     # --- identity -------------------------------------------------------------------------
     @property
@@ -339,6 +349,7 @@ class Product:
                 "the product is inconsistent or truncated; download it again",
             )
         self._rasters[pol] = ds
+        self._levels[pol] = (rel, None)
         return ds
 
     def read_dn(self, pol: str, window: Window) -> np.ndarray:
@@ -346,6 +357,7 @@ class Product:
         from rasterio.errors import RasterioIOError
 
         ds = self._raster(pol)
+        self._blocks.note(self._levels[pol.upper()], ds, window)
         try:
             with self.gdal_env():
                 return ds.read(1, window=window, out_dtype=np.uint16)
@@ -370,9 +382,9 @@ class Product:
         key = f"{pol.upper()}/{factor}"
         ds = self._rasters.get(key)
         if ds is None:
-            ds = self._rasters[key] = self._open_raster(
-                self.file("measurement", pol), factors.index(factor)
-            )
+            rel, level = self.file("measurement", pol), factors.index(factor)
+            ds = self._rasters[key] = self._open_raster(rel, level)
+            self._levels[key] = (rel, level)
         return ds
 
     def read_overview(self, pol: str, factor: int, window: Window) -> np.ndarray:
@@ -381,6 +393,7 @@ class Product:
         from rasterio.errors import RasterioIOError
 
         ds = self._overview(pol, factor)
+        self._blocks.note(self._levels[f"{pol.upper()}/{factor}"], ds, window)
         try:
             with self.gdal_env():
                 return ds.read(1, window=window, out_dtype=np.uint16)
@@ -395,8 +408,28 @@ class Product:
         for pol in self.pol_pair:
             self._raster(pol)
 
+    # --- bytes fetched ----------------------------------------------------------------------
+    def tiff_bytes_estimate(self) -> int:
+        """Bytes GDAL fetched so far to read the measurement TIFFs in place: the header and the
+        chunks of the blocks read (:mod:`scanner.safe.tiff_bytes`; an estimate)."""
+        opened = {self._levels[k]: ds for k, ds in self._rasters.items() if k in self._levels}
+        with self.gdal_env():
+            return self._blocks.estimate(opened, self._c.file_size)
+
+    def _report_fetched(self) -> None:
+        """Add the TIFF estimate to the meter the product was opened under (if any); never
+        raises: a count must not fail a scene."""
+        if self._meter is None or not self._rasters:
+            return
+        try:
+            self._meter.add(self.tiff_bytes_estimate(), key=str(self.path), estimated=True)
+        except Exception as err:  # noqa: BLE001 - informative
+            log.warning("%s: could not estimate the TIFF bytes read: %s", self.name, err)
+
     # --- lifetime -------------------------------------------------------------------------
     def close(self) -> None:
+        self._report_fetched()
+        self._meter = None  # counted once, whatever calls close() again
         for ds in self._rasters.values():
             ds.close()
         self._rasters.clear()

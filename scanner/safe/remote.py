@@ -33,7 +33,7 @@ class RemoteSafeContainer(SafeContainer):
             settings = S3Settings(settings.endpoint, settings.access_key, settings.secret_key,
                                   bucket, settings.region)  # fmt: skip
         self.settings = settings
-        self.client = client or S3Client(settings)
+        self.client = client or S3Client(settings, meter_key=str(self.path))
         listing = self.client.list(self._prefix)
         if not listing:
             raise ProcessingError(f"{label}: nothing under s3://{bucket}/{self._prefix}",
@@ -60,6 +60,10 @@ class RemoteSafeContainer(SafeContainer):
     def read(self, rel: str) -> bytes:
         real = self._require(rel)
         return self.client.get(self._prefix + real)
+
+    def file_size(self, rel: str) -> int | None:
+        real = self.resolve(rel)
+        return None if real is None else self.sizes.get(real)
 
     def raster_path(self, rel: str) -> str:
         return self.settings.vsi_path(self._prefix + self._require(rel))

@@ -255,3 +255,26 @@ def test_loopback_redirect_headers_and_head(srv, tmp_path):
     )
     assert requests.get(srv.url + "/data.zip", headers={"Range": f"bytes={len(DATA)}-"},
                         timeout=5).status_code == 416  # fmt: skip
+
+
+def test_bytes_received_count_into_the_meter(srv, tmp_path):
+    """What a provider's quota counts: every body byte received, once per download; a run
+    that gives up mid-way spent what it got, the resume spends only the rest, a file already
+    there spends nothing, and a server ignoring Range is paid twice."""
+    from polarscan.common.meter import metered
+
+    dest = tmp_path / "f.zip"
+    srv.add_bytes("/f.zip", DATA, faults=[Fault(drop_after=300_000), Fault(status=500)])
+    with metered() as first, pytest.raises(ProcessingError):
+        download(srv.url + "/f.zip", dest, checksum=MD5, retries=1, backoff=0.01)
+    with metered() as resumed:
+        download(srv.url + "/f.zip", dest, checksum=MD5, expected_size=len(DATA), backoff=0.01)
+    with metered() as again:
+        download(srv.url + "/f.zip", dest, checksum=MD5, expected_size=len(DATA))
+    assert (first.measured, resumed.measured, again.measured) == (300_000, len(DATA) - 300_000, 0)
+    assert first.estimated == resumed.estimated == 0
+    srv.add_bytes("/g.zip", DATA, faults=[Fault(drop_after=5000), Fault(ignore_range=True)])
+    with metered() as twice:
+        download(srv.url + "/g.zip", tmp_path / "g.zip", checksum=MD5, backoff=0.01)
+    assert twice.measured == 5000 + len(DATA)
+    download(srv.url + "/g.zip", tmp_path / "h.zip", checksum=MD5)  # no scope: nothing counted
