@@ -26,8 +26,9 @@ with --since last), downloads them, builds one mosaic per datatake, scores the m
 writes Grad-CAM/IG rasters, and adds everything to OUT: detections.gpkg (QGIS layers), mosaics/,
 stac/catalog.json, record.sqlite. Exit 0: every scene succeeded; 1: some failed (the others are
 done and recorded, and failed ones are retried next run); 2: bad usage; 3: disk full or file-size
-limit hit (free space, rerun); 130/143: interrupted by Ctrl-C/SIGTERM (scenes released). See
-docs/faults.md.
+limit hit (free space, rerun); 130/143: interrupted by Ctrl-C/SIGTERM (scenes released). Mosaics
+past the month's data quota (quota_gb_per_month in the config) wait, pending, for next month's
+runs (exit 0, a notice in the summary). See docs/faults.md.
 Try it offline: python cli.py scan --source demo --out demo-output
 """
 
@@ -132,6 +133,7 @@ def format_summary(s: dict) -> str:
         f"(threshold {s['threshold']:.2f})",
         f"scenes: {c['found']} found, {c['new']} new, {c['processed']} processed, "
         f"{c['failed']} failed, {c['skipped']} skipped"
+        + (f", {c['deferred']} deferred (quota)" if c.get("deferred") else "")
         + (
             f" ({c['unaccepted']} of a mode the model does not accept)"
             if c.get("unaccepted")
@@ -148,6 +150,13 @@ def format_summary(s: dict) -> str:
         )
     for f in s["failures"]:
         lines.append(f"  FAILED {f['mosaic']}: {f['error']}")
+    q = s.get("quota") or {}
+    if q:
+        budget = "no budget" if q["budget_gb"] is None else f"{q['budget_gb']:g} GB"
+        lines.append(f"data quota {q['month']} ({q['source']}): {q['used_gb']:.2f} of {budget} "
+                     f"used, {q['this_run_gb']:.2f} GB by this run")  # fmt: skip
+    for notice in s.get("notices") or ():
+        lines.append(f"NOTICE {notice}")
     o = s["outputs"]
     files = "  ".join(p for p in (o["gpkg"], o["stac"]) if Path(p).exists()) or "none yet"
     lines.append(f"outputs: {files}  ({len(o['mosaics'])} mosaic folder(s) this run)")

@@ -234,6 +234,8 @@ def _last_substantive_page(out: Path, summary: dict) -> str | None:
         night = read_night(out / "detections.gpkg", other)
         link = f'<a href="{escape(run_id)}/index.html">{escape(run_id)}</a>'
         banner = f"Last checked {escape(_when(summary))} (run {link}): no new scenes since."
+        for notice in summary.get("notices") or ():  # e.g. scenes deferred by the data quota
+            banner += f"<br>{escape(notice)}"
         return render_html(shown, night, images, f"{other}/", "../", banner)
     except Exception as err:  # noqa: BLE001 - the latest page then shows this (empty) run
         log.warning("cannot show run %s on the latest page: %s", other, err)

@@ -100,7 +100,6 @@ CREATE TABLE IF NOT EXISTS fetches (  -- bytes fetched from a source, for its mo
     product_size INTEGER            -- the product's size in the catalogue, when known
 );
 CREATE INDEX IF NOT EXISTS fetches_month ON fetches (month, source);
-CREATE INDEX IF NOT EXISTS fetches_scene ON fetches (scene_id);
 
 CREATE TABLE IF NOT EXISTS runs (
     run_id      TEXT PRIMARY KEY,

@@ -127,8 +127,8 @@ class Product:
         #: (pol, overview factor) → ``None`` if that overview passed the radiometry check,
         #: else why not (:func:`scanner.safe.radiometry.overview_for`)
         self.overview_checks: dict[tuple[str, int], str | None] = {}
-        # the blocks read, per (file, overview level): what GDAL fetched, estimated at close
-        # into the meter of the scope the product was opened in (reading in place)
+        # opened in a metered scope (reading in place): the blocks read, per (file, overview
+        # level), so that what GDAL fetched is estimated into that meter at close
         self._meter = current_meter()
         self._blocks = BlockLog()
         self._levels: dict[str, Level] = {}  # key of _rasters → (file, overview level)
@@ -357,7 +357,8 @@ class Product:
         from rasterio.errors import RasterioIOError
 
         ds = self._raster(pol)
-        self._blocks.note(self._levels[pol.upper()], ds, window)
+        if self._meter is not None:
+            self._blocks.note(self._levels[pol.upper()], ds, window)
         try:
             with self.gdal_env():
                 return ds.read(1, window=window, out_dtype=np.uint16)
@@ -393,7 +394,8 @@ class Product:
         from rasterio.errors import RasterioIOError
 
         ds = self._overview(pol, factor)
-        self._blocks.note(self._levels[f"{pol.upper()}/{factor}"], ds, window)
+        if self._meter is not None:
+            self._blocks.note(self._levels[f"{pol.upper()}/{factor}"], ds, window)
         try:
             with self.gdal_env():
                 return ds.read(1, window=window, out_dtype=np.uint16)
@@ -411,7 +413,8 @@ class Product:
     # --- bytes fetched ----------------------------------------------------------------------
     def tiff_bytes_estimate(self) -> int:
         """Bytes GDAL fetched so far to read the measurement TIFFs in place: the header and the
-        chunks of the blocks read (:mod:`scanner.safe.tiff_bytes`; an estimate)."""
+        chunks of the blocks read (:mod:`scanner.safe.tiff_bytes`; an estimate). Blocks are
+        noted only when the product was opened in a metered scope."""
         opened = {self._levels[k]: ds for k, ds in self._rasters.items() if k in self._levels}
         with self.gdal_env():
             return self._blocks.estimate(opened, self._c.file_size)

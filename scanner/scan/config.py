@@ -77,6 +77,17 @@ class ScanConfig(StrictModel):
         description="a download that would leave less free disk than this is refused (the "
         "scene fails and is retried by the next run)",
     )
+    quota_gb_per_month: float | None = Field(
+        5000.0,
+        ge=0,
+        description="GB (10^9 bytes) this output folder's runs may fetch from a remote source "
+        "(cdse, asf, dhus) per UTC calendar month, as counted in its record (downloads as "
+        "received; reads in place over s3 or the mount: XML counted, TIFF reads estimated). "
+        "Mosaics that would go past it are deferred, still pending, to the next month (exit 0). "
+        "Per output folder: folders sharing one provider account must split its quota (CDSE: "
+        "6 TB; the default leaves room for other use of the account). null = no budget (bytes "
+        "are still counted)",
+    )
     max_in_flight: int | None = Field(
         None,
         ge=1,

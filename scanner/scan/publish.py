@@ -27,6 +27,8 @@ from typing import Any
 from polarscan.common.errors import as_disk_full
 from scanner.mosaic.result import MosaicResult
 from scanner.record import SceneStatus
+from scanner.record.fetches import FetchRow
+from scanner.scan.quota import QuotaGuard
 from scanner.scan.stages import MosaicJob, RunContext, StageResult
 from scanner.scan.summary import Detection, Failure, Progress, ScanSummary
 
@@ -47,11 +49,17 @@ class Publisher:
         summary: ScanSummary,
         planned: list[MosaicJob],
         lock: Any = None,
+        quota: QuotaGuard | None = None,
     ) -> None:
         self.ctx = ctx
         self.record = record
         self.summary = summary
         self.lock = lock  # the run lock, refreshed as mosaics finish (long backfills)
+        self.quota = quota  # the monthly budget, checked before each mosaic is submitted
+        self.fetched_bytes = 0  # recorded by this run
+        # mosaic id → stages whose bytes are recorded (kept to the end: a stage's result may
+        # reach the client after its chain's last)
+        self._recorded: dict[str, set[str]] = {}
         # the progress lines count every planned mosaic, whether it is published or fails
         scenes = sum(len(j.scenes) for j in planned)
         self.progress = Progress(len(planned), scenes, time.monotonic())
@@ -60,8 +68,48 @@ class Publisher:
 
     # --- runner hooks ---------------------------------------------------------------------
 
+    def admit(self, job: MosaicJob) -> bool:
+        """Whether ``job`` may start: it fits in the month's budget (:class:`QuotaGuard`), else
+        it is deferred to a later run (released, still pending) and the runner submits no
+        more of it."""
+        if self.quota is None or self.quota.admit(job):
+            return True
+        self.defer([job])
+        return False
+
+    def defer(self, jobs: list[MosaicJob]) -> None:
+        """Leave ``jobs`` to a later run: their claims released at once, their scenes still
+        pending (no attempt spent), counted as deferred in the summary."""
+        ids = [s.id for job in jobs for s in job.scenes]
+        if not ids:
+            return
+        self.record.release(self.ctx.run_id, ids)
+        self.summary = self.summary.add_deferred(len(ids))
+        log.warning("monthly quota: %d mosaic(s) of %d scene(s) deferred to a later run",
+                    len(jobs), len(ids))  # fmt: skip
+
+    def _spent(self, job: MosaicJob, rows: tuple[FetchRow, ...]) -> None:
+        """Record the bytes of ``rows`` not recorded yet (per stage: a result carries its
+        earlier stages' rows too)."""
+        done = self._recorded.setdefault(job.mosaic_id, set())
+        new = [r for r in rows if r.stage not in done]
+        if not new:
+            return
+        self.record.add_fetches(new)
+        done.update(r.stage for r in new)
+        n = sum(r.bytes for r in new)
+        self.fetched_bytes += n
+        if self.quota is not None:
+            self.quota.spent(job, n)
+
+    def _finished(self, job: MosaicJob) -> None:
+        if self.quota is not None:
+            self.quota.finished(job)
+
     def stage_done(self, job: MosaicJob, stage: str, res: StageResult) -> None:
-        """After the download stage, the record says where each product lies."""
+        """The bytes a stage fetched go to the record at once; after the download stage, the
+        record says where each product lies."""
+        self._spent(job, res.fetched)
         if stage != "download":
             return
         for scene, path in zip(job.scenes, res.paths, strict=False):
@@ -70,6 +118,8 @@ class Publisher:
 
     def done(self, job: MosaicJob, res: StageResult) -> None:
         """A mosaic finished its stages: queue it, and write the batch when it is due."""
+        self._spent(job, res.fetched)
+        self._finished(job)
         if not self.pending:
             self._oldest = time.monotonic()
         self.pending.append((job, res))
@@ -125,6 +175,11 @@ class Publisher:
         """Record the mosaic's scenes as failed. A full disk (or file-size limit) is the
         machine's fault, not the scenes': no attempt is counted, and the run stops here with a
         :class:`~polarscan.common.errors.DiskFullError` (every later write would fail too)."""
+        try:
+            self._spent(job, tuple(getattr(err, "fetched", ())))  # a failure still spent them
+        except Exception as why:  # noqa: BLE001 - the failure itself must still be recorded
+            log.warning("could not record the bytes %s fetched: %s", job.mosaic_id, why)
+        self._finished(job)
         full = as_disk_full(err, self.ctx.out_dir)
         message = f"{stage}: {type(err).__name__}: {err}" if full is None else f"{stage}: {full}"
         log.error("mosaic %s failed at %s", job.mosaic_id, message)

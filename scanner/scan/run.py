@@ -7,8 +7,10 @@ geometry checked) — all before the demo data is made, anything is downloaded o
 starts. Faults of the machine (a full disk, SIGTERM, a killed worker) are listed with what the
 run does about each in docs/faults.md. Then the run takes the record's
 run lock, searches, claims the scenes that need work, groups them into mosaics (consecutive
-slices of a datatake) and hands the jobs to the :class:`~scanner.scan.runner.Runner`; the
-:class:`~scanner.scan.publish.Publisher` writes the finished mosaics in batches as they arrive.
+slices of a datatake), keeps those that fit in the month's data quota (:mod:`scanner.scan.quota`;
+the rest are released for a later run) and hands the jobs to the
+:class:`~scanner.scan.runner.Runner`; the :class:`~scanner.scan.publish.Publisher` writes the
+finished mosaics in batches as they arrive.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any
 
 from polarscan.common.atomic import sweep_leftovers
 from polarscan.common.errors import UsageError
+from scanner.scan import quota
 from scanner.scan.config import DEMO_MODEL, ScanConfig, fit_to_card
 from scanner.scan.publish import Publisher, gpkg_path
 from scanner.scan.request import ScanRequest, resolve_aoi, time_window
@@ -242,10 +245,11 @@ def scan(request: ScanRequest, config: ScanConfig, *, progress: bool = True) -> 
         stats = rec.upsert(found)
         todo = claim_work(rec, run_id, source.name, aoi, config)
         plan = plan_work(todo, config.mosaic.max_gap_s, card)
-        jobs = plan.jobs
         skip_unaccepted(rec, plan, run_id)  # final, before anything is downloaded
+        budget, guard = _budget(rec, source.name, config)
+        jobs, deferred = quota.fit(plan.jobs, budget) if budget else (plan.jobs, [])
         ctx = RunContext(run_id, str(out), config.source, str(model_path), config, card)
-        todo_ids = {s.id for job in jobs for s in job.scenes}
+        todo_ids = {s.id for job in plan.jobs for s in job.scenes}
         todo_ids |= {s.id for job, _ in plan.refused for s in job.scenes}
         summary = ScanSummary(
             run_id=run_id,
@@ -271,11 +275,12 @@ def scan(request: ScanRequest, config: ScanConfig, *, progress: bool = True) -> 
             started=started,
         )
         planned = [*jobs, *(job for job, _ in plan.refused)]
-        pub = Publisher(ctx, rec, summary, planned, lock)
+        pub = Publisher(ctx, rec, summary, planned, lock, guard)
+        pub.defer(deferred)  # released now: still pending, for a later run
         for job, err in plan.refused:  # failed in the record, listed in the summary
             pub.failed(job, "plan", err)
-        log.info("%d scene(s) found, %d to process in %d mosaic(s)", len(found), len(todo),
-                 len(jobs))  # fmt: skip
+        log.info("%d scene(s) found, %d to process in %d mosaic(s)", len(found),
+                 sum(len(j.scenes) for j in jobs), len(jobs))  # fmt: skip
         try:
             facts = runner.run(
                 jobs,
@@ -286,6 +291,7 @@ def scan(request: ScanRequest, config: ScanConfig, *, progress: bool = True) -> 
                 on_done=pub.done,
                 on_failed=pub.failed,
                 on_stage=pub.stage_done,
+                admit=pub.admit,
                 progress=progress,
             )
         finally:
@@ -297,10 +303,45 @@ def scan(request: ScanRequest, config: ScanConfig, *, progress: bool = True) -> 
             # watermark, so it may advance even when some scenes failed.
             rec.advance_watermark(source.name, aoi.key, stats.newest_published, run_id)
         pub.summary = _finished(pub.summary, facts, t0)
+        if budget is not None:
+            pub.summary = _quota_summary(pub.summary, rec, budget, pub.fetched_bytes)
         pub.publish_run()
         status = RunStatus.PARTIAL if pub.summary.counts.failed else RunStatus.OK
         rec.finish_run(run_id, pub.summary.counts.to_dict(), status=status)
     return pub.summary
+
+
+def _budget(rec, source_name: str, config: ScanConfig):
+    """(budget, guard) of a run from a remote source, else (None, None): nothing is counted."""
+    if not quota.counts_bytes(config.source):
+        return None, None
+    budget = quota.plan_budget(rec, source_name, config.quota_gb_per_month, config.access)
+    used = budget.used / quota.GB
+    limit = "no budget" if budget.limit is None else f"{budget.limit / quota.GB:g} GB"
+    log.info("monthly quota %s: %.2f GB of %s used from %s", budget.month, used, limit,
+             source_name)  # fmt: skip
+    guard = quota.QuotaGuard(budget, lambda month: rec.fetched_in_month(month, source_name))
+    return budget, guard
+
+
+def _quota_summary(summary: ScanSummary, rec, budget: quota.Budget, this_run: int):
+    """The summary with the month's usage, and a notice when scenes were deferred."""
+    from dataclasses import replace
+
+    month = quota.this_month()
+    used = rec.fetched_in_month(month, budget.source)
+    gb = quota.GB
+    section = {
+        "month": month,
+        "source": budget.source,
+        "budget_gb": None if budget.limit is None else budget.limit / gb,
+        "used_gb": round(used / gb, 3),
+        "this_run_gb": round(this_run / gb, 3),
+        "deferred_scenes": summary.counts.deferred,
+    }
+    summary = replace(summary, quota=section)
+    text = quota.notice(used, budget.limit, summary.counts.deferred, month)
+    return summary.add_notice(text) if text else summary
 
 
 def skip_unaccepted(rec, plan: Plan, run_id: str) -> None:

@@ -59,6 +59,7 @@ class ClusterSpec:
     worker_retries: int = 1
 
 
+Admit = Callable[[Any], bool]  # (job) → may it be submitted now?
 Done = Callable[[Any, Any], None]  # (job, result)
 Failed = Callable[[Any, str, BaseException], None]  # (job, stage name, error)
 StageDone = Callable[[Any, str, Any], None]  # (job, stage name, that stage's result)
@@ -116,13 +117,16 @@ class Runner:
         on_done: Done,
         on_failed: Failed,
         on_stage: StageDone | None = None,
+        admit: Admit | None = None,
         progress: bool = True,
     ) -> dict[str, Any]:
         """Run ``stages`` as one chain per job; call ``on_done``/``on_failed`` on the client as
         each chain finishes (completion order), and ``on_stage`` as each non-final stage of a
-        chain finishes. ``first_arg(job)`` is the first stage's input. Returns facts for the
-        summary (mode, workers, dashboard link, GPU workers)."""
-        hooks = _Hooks(on_done, on_failed, on_stage)
+        chain finishes. ``first_arg(job)`` is the first stage's input. ``admit(job)``, asked
+        just before a job would be submitted, may say no: the job is not run (the caller
+        deals with it) and the next is asked. Returns facts for the summary (mode, workers,
+        dashboard link, GPU workers)."""
+        hooks = _Hooks(on_done, on_failed, on_stage, admit)
         if self.spec.sequential:
             return _run_sequential(jobs, first_arg, stages, ctx, hooks, progress)
         if not jobs:
@@ -137,6 +141,7 @@ class _Hooks:
     done: Done
     failed: Failed
     stage: StageDone | None = None
+    admit: Admit | None = None
 
 
 class _StageError(Exception):
@@ -174,6 +179,8 @@ def _run_sequential(jobs, first_arg, stages, ctx, hooks: _Hooks, progress) -> di
     from tqdm import tqdm
 
     for job in tqdm(jobs, desc="mosaics", unit="mosaic", disable=not progress):
+        if hooks.admit is not None and not hooks.admit(job):
+            continue
         value = first_arg(job)
         try:
             for i, stage in enumerate(stages):
@@ -270,9 +277,19 @@ def _run_dask(client, jobs, first_arg, stages, ctx, spec, key, hooks: _Hooks, pr
     pending = list(jobs)[::-1]  # popped from the end: submission in the jobs' order
     owner: dict[Any, tuple[Any, str, bool]] = {}  # future → (job, stage name, is final)
     chains = as_completed()
+    bar = tqdm(total=len(jobs), desc="mosaics", unit="mosaic", disable=not progress)
 
-    def submit_next() -> None:
-        job = pending.pop()
+    def submit_next() -> bool:
+        """Submit the next job ``admit`` allows (False: none is left)."""
+        while pending:
+            job = pending.pop()
+            if hooks.admit is None or hooks.admit(job):
+                submit(job)
+                return True
+            bar.update(1)  # not run: off the bar
+        return False
+
+    def submit(job: Any) -> None:
         value = first_arg(job)
         k = key(job)
         for i, stage in enumerate(stages):
@@ -299,10 +316,8 @@ def _run_dask(client, jobs, first_arg, stages, ctx, spec, key, hooks: _Hooks, pr
                 chains.add(value)
 
     in_flight = 0
-    while pending and in_flight < limit:
-        submit_next()
+    while in_flight < limit and submit_next():
         in_flight += 1
-    bar = tqdm(total=len(jobs), desc="mosaics", unit="mosaic", disable=not progress)
     for fut in chains:
         job, name, final = owner.pop(fut)
         try:
@@ -323,8 +338,7 @@ def _run_dask(client, jobs, first_arg, stages, ctx, spec, key, hooks: _Hooks, pr
         if final:
             bar.update(1)
             in_flight -= 1
-            if pending:
-                submit_next()
+            if submit_next():
                 in_flight += 1
     bar.close()
     return {

@@ -9,12 +9,14 @@ travel, inside the one :class:`~scanner.mosaic.result.MosaicResult` of the mosai
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,7 +24,10 @@ import numpy as np
 from affine import Affine
 
 from polarscan.common.errors import ProcessingError
+from polarscan.common.meter import ByteMeter, metered
 from scanner.mosaic.result import MosaicResult, Provenance, scene_records
+from scanner.record.fetches import FetchRow
+from scanner.scan.quota import counts_bytes
 from scanner.scan.runner import Stage
 
 if TYPE_CHECKING:
@@ -66,13 +71,19 @@ class MosaicJob:
 
 @dataclass(frozen=True)
 class StageResult:
-    """A job's progress: the downloaded paths, then the mosaic (scored, then explained)."""
+    """A job's progress: the downloaded paths, then the mosaic (scored, then explained), and
+    the bytes each stage fetched from a remote source, per scene (``fetched``)."""
 
     job: MosaicJob
     paths: tuple[str, ...] = ()
     mosaic: MosaicResult | None = None
     timings: dict[str, float] = field(default_factory=dict)
     ran_on: dict[str, str] = field(default_factory=dict)  # stage → "host:pid" that ran it
+    fetched: tuple[FetchRow, ...] = ()
+
+    @property
+    def fetched_bytes(self) -> int:
+        return sum(f.bytes for f in self.fetched)
 
     def timed(self, stage: str, t0: float, **changes) -> StageResult:
         timings = {**self.timings, stage: round(time.perf_counter() - t0, 3)}
@@ -106,12 +117,75 @@ def fetch(res: StageResult, ctx: RunContext) -> StageResult:
     copies = access == "download" and not ctx.source.startswith(("demo", "local:"))
     if copies:
         ctx.downloads_dir.mkdir(parents=True, exist_ok=True)  # demo/local serve files in place
-    paths = []
-    for scene in res.job.scenes:
-        if copies:
-            check_free_disk(ctx.downloads_dir, scene.size, ctx.config.min_free_disk_gb)
-        paths.append(str(source.download(scene, ctx.downloads_dir)))
-    return res.timed("download", t0, paths=tuple(paths))
+    paths: list[str] = []
+    rows: list[FetchRow] = []
+    with spending(rows):  # a failure after some bytes still spent them
+        for scene in res.job.scenes:
+            if copies:
+                check_free_disk(ctx.downloads_dir, scene.size, ctx.config.min_free_disk_gb)
+            began, path = time.time(), None
+            with metered() as meter:
+                try:
+                    path = source.download(scene, ctx.downloads_dir)
+                finally:
+                    rows += fetch_rows(ctx, "download", [scene], [path], meter, began)
+            paths.append(str(path))
+    return res.timed("download", t0, paths=tuple(paths), fetched=res.fetched + tuple(rows))
+
+
+# --- bytes fetched (the provider's monthly quota: scanner/scan/quota.py) ----------------------
+
+
+def fetch_rows(
+    ctx: RunContext,
+    stage: str,
+    scenes: Sequence[Scene],
+    paths: Sequence[str | Path | None],
+    meter: ByteMeter,
+    began: float,
+) -> list[FetchRow]:
+    """The record's rows of what ``meter`` counted for ``scenes`` (read from ``paths``) in
+    ``stage``: per product path, and bytes under no path to the first scene. A download whose
+    client the meter cannot see (sentinelsat) counts the size of the file it wrote since
+    ``began`` (an estimate: a resume may have fetched less). Nothing for local/demo sources."""
+    if not counts_bytes(ctx.source):
+        return []
+    access = ctx.config.access
+    now = datetime.now(UTC)
+    rows = []
+    for i, (scene, path) in enumerate(zip(scenes, paths, strict=True)):
+        measured, estimated = meter.of(str(Path(path))) if path is not None else (0, 0)
+        if i == 0:
+            loose = meter.of(None)
+            measured, estimated = measured + loose[0], estimated + loose[1]
+        if stage == "download" and access == "download" and measured + estimated == 0:
+            estimated = _written_since(path, began)
+        if measured + estimated:
+            rows.append(FetchRow(scene.id, scene.source, stage, access, measured + estimated, now,
+                                 estimated, ctx.run_id, scene.size))  # fmt: skip
+    return rows
+
+
+def _written_since(path: str | Path | None, began: float) -> int:
+    if path is None:
+        return 0
+    try:
+        st = Path(path).stat()
+    except OSError:
+        return 0
+    return st.st_size if Path(path).is_file() and st.st_mtime >= began - 1 else 0
+
+
+@contextlib.contextmanager
+def spending(rows: list[FetchRow]) -> Iterator[None]:
+    """A stage that fails takes the bytes it fetched so far to the publisher on its error
+    (``err.fetched``), so the record counts them too."""
+    try:
+        yield
+    except Exception as err:
+        with contextlib.suppress(AttributeError, TypeError):
+            err.fetched = (*getattr(err, "fetched", ()), *rows)  # type: ignore[attr-defined]
+        raise
 
 
 def check_free_disk(folder: Path, size: int | None, floor_gb: float) -> None:
@@ -157,8 +231,18 @@ def make_mosaic(res: StageResult, ctx: RunContext) -> StageResult:
 
     t0 = time.perf_counter()
     mid = res.job.mosaic_id
-    built = build_mosaic([Path(p) for p in res.paths], ctx.mosaic_dir(mid) / f"{mid}_rgb.tif",
-                         ctx.config.mosaic)  # fmt: skip
+    # reading in place fetches the bytes here: the S3 client's and GDAL's, per product
+    in_place = ctx.config.access != "download" and counts_bytes(ctx.source)
+    rows: list[FetchRow] = []
+    meter = ByteMeter()
+    with spending(rows), metered(meter) if in_place else contextlib.nullcontext():
+        began = time.time()
+        try:
+            built = build_mosaic([Path(p) for p in res.paths],
+                                 ctx.mosaic_dir(mid) / f"{mid}_rgb.tif", ctx.config.mosaic)  # fmt: skip
+        finally:
+            if in_place:
+                rows += fetch_rows(ctx, "mosaic", res.job.scenes, res.paths, meter, began)
     crs = built.crs.to_wkt() if hasattr(built.crs, "to_wkt") else str(built.crs)
     mosaic = replace(
         built,
@@ -170,7 +254,7 @@ def make_mosaic(res: StageResult, ctx: RunContext) -> StageResult:
     )
     if not ctx.config.keep_downloads:
         remove_downloads(res.paths, ctx.downloads_dir)  # the mosaic holds what the model needs
-    return res.timed("mosaic", t0, mosaic=mosaic)
+    return res.timed("mosaic", t0, mosaic=mosaic, fetched=res.fetched + tuple(rows))
 
 
 MOSAIC = Stage("mosaic", make_mosaic)

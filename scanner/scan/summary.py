@@ -43,6 +43,7 @@ class Counts:
     failed: int = 0
     skipped: int = 0  # found, but already done, held by another run, or of a mode not accepted
     unaccepted: int = 0  # of those, skipped for a mode the model card does not accept
+    deferred: int = 0  # left pending for a later run: the month's data quota is spent
     mosaics: int = 0
     windows: int = 0
     detections: int = 0
@@ -71,6 +72,8 @@ class ScanSummary:
     placement: dict[str, dict[str, str]] = field(default_factory=dict)  # mosaic → stage → host
     timings: dict[str, float] = field(default_factory=dict)  # stage → seconds, all mosaics
     skipped_by_source: dict[str, int] = field(default_factory=dict)  # reason → count
+    quota: dict[str, Any] = field(default_factory=dict)  # the month's bytes and budget
+    notices: tuple[str, ...] = ()  # what an operator should know that is not a failure
     seconds: float = 0.0
     started: datetime | None = None
     finished: datetime | None = None
@@ -107,6 +110,13 @@ class ScanSummary:
             failures=self.failures + (failure,),
         )
 
+    def add_deferred(self, n_scenes: int) -> ScanSummary:
+        """This summary with ``n_scenes`` more scenes left for a later run (quota)."""
+        return replace(self, counts=self.counts + Counts(deferred=n_scenes))
+
+    def add_notice(self, text: str) -> ScanSummary:
+        return replace(self, notices=(*self.notices, text))
+
     def merge(self, other: ScanSummary) -> ScanSummary:
         """Two runs' summaries as one (e.g. a night scanned in two areas): counts and timings
         add up, detections and failures join; identity fields are this one's."""
@@ -119,6 +129,7 @@ class ScanSummary:
             placement={**self.placement, **other.placement},
             timings=_add_up(self.timings, other.timings),
             skipped_by_source=_add_up(self.skipped_by_source, other.skipped_by_source),
+            notices=self.notices + tuple(n for n in other.notices if n not in self.notices),
             seconds=round(self.seconds + other.seconds, 2),
         )
 
@@ -134,6 +145,8 @@ class ScanSummary:
             "status": self.status,
             "counts": self.counts.to_dict(),
             "skipped_by_source": dict(self.skipped_by_source),
+            "quota": dict(self.quota),
+            "notices": list(self.notices),
             "top_detections": [d.__dict__.copy() for d in self.top_detections],
             "failures": [f.to_dict() for f in self.failures],
             "outputs": {**self.outputs, "mosaics": sorted(self.mosaic_dirs)},

@@ -186,3 +186,20 @@ def test_a_vanished_substantive_run_falls_back_to_the_empty_run(out):
     write_report(out, empty("run-3", 9))
     _, latest = pages(out, "run-3")
     assert latest.facts["run"] == "run-3" and latest.banner is None
+
+
+def test_a_run_that_only_deferred_scenes_says_so_on_both_pages(out):
+    """Every mosaic deferred by the monthly data quota: nothing processed, so the latest page
+    keeps the last substantive run, its banner carrying the notice; the run's own page lists it."""
+    write_report(out, substantive("run-1", write_night(out, "m1", 0, 0.0, "run-1"), 3))
+    notice = "monthly quota: 5000.00 of 5000 GB used; 4 scene(s) deferred to 2022-12"
+    s = ScanSummary(run_id="run-2", source="cdse", model="demo.keras", threshold=0.5,
+                    counts=Counts(found=4, deferred=4), notices=(notice,), started=at(6),
+                    finished=at(6))  # fmt: skip
+    write_report(out, s.to_dict())
+    own, latest = pages(out, "run-2")
+    assert [e["text"] for e in own.find("li")] == [notice]
+    assert any(e["text"] == "Notices" for e in own.find("h2"))
+    assert latest.facts["run"] == "run-1"
+    assert latest.banner == ("Last checked 2022-11-30 06:00 UTC (run run-2): no new scenes "
+                             f"since.{notice}")  # fmt: skip (the <br> is not text)

@@ -74,6 +74,17 @@ def test_scan_over_s3_reads_the_twin_in_place(catalogue, s3_env, uploaded, scan_
     )
     tiffs = sum(f.stat().st_size for f in (uploaded.twin / "measurement").iterdir())
     assert s3_env.bytes_sent(".tiff") < 0.3 * tiffs
+    # the monthly quota: the record has what the scene cost (the listing, the XML and the
+    # TIFF reads, the last estimated), close to what the server sent for it
+    from scanner.record import Record
+    from scanner.scan.quota import this_month
+
+    with Record.open(out) as rec:
+        [usage] = rec.usage()
+    assert (usage.month, usage.source, usage.scenes) == (this_month(), "cdse", 1)
+    assert 0 < usage.estimated < usage.bytes
+    assert abs(usage.bytes / s3_env.bytes_sent() - 1) < 0.15, (usage, s3_env.bytes_sent())
+    assert s["quota"]["used_gb"] == round(usage.bytes / 1e9, 3) and not s["notices"]
 
 
 FAULTS = {

@@ -14,7 +14,7 @@ from tests.support.scan_stages import add, times_ten_or_fail
 STAGES = [Stage("add", add), Stage("scale", times_ten_or_fail, gpu=True)]
 
 
-def _run(spec: ClusterSpec):
+def _run(spec: ClusterSpec, admit=None):
     done, failed = {}, {}
     with Runner(spec) as runner:
         facts = runner.run(
@@ -25,6 +25,7 @@ def _run(spec: ClusterSpec):
             key=lambda job: f"job{job}",
             on_done=lambda job, res: done.__setitem__(job, res),
             on_failed=lambda job, stage, err: failed.__setitem__(job, (stage, str(err))),
+            admit=admit,
             progress=False,
         )
     return facts, done, failed
@@ -46,6 +47,22 @@ def test_local_cluster_gives_the_same_results_in_worker_processes(caplog):
     assert {k: v[0] for k, v in done.items()} == {1: 10, 2: 20, 4: 40}
     assert os.getpid() not in {v[1] for v in done.values()}  # computed on the workers
     assert failed == {3: ("scale", "boom on 3")}
+
+
+@pytest.mark.parametrize("spec", [ClusterSpec(sequential=True),
+                                  ClusterSpec(workers=1, max_in_flight=1)], ids=["seq", "dask"])
+def test_admit_says_which_jobs_are_submitted(spec):
+    """``admit`` is asked just before each job would be submitted, in order; a job it refuses
+    is never run and the next is asked (a monthly quota that runs out part-way)."""
+    asked: list[int] = []
+
+    def admit(job):
+        asked.append(job)
+        return job in (1, 3)
+
+    _, done, failed = _run(spec, admit)
+    assert asked == [1, 2, 3, 4]
+    assert sorted(done) == [1] and failed == {3: ("scale", "boom on 3")}
 
 
 def test_a_scheduler_that_does_not_answer_is_a_usage_error():
