@@ -22,6 +22,8 @@ List what the scan record of OUT (OUT/record.sqlite) knows: every scene found, i
 change it: --requeue-failed (retry failed scenes on the next scan, with fresh attempts),
 --requeue ID… (also a processed scene, e.g. after a model update), --forget ID… (drop scenes;
 the next search finds them again), --clear-lock (remove the lock a crashed scan left behind).
+--usage shows the bytes fetched from each source per UTC month against the data quota
+(quota_gb_per_month in the scan config; the listing ends with this month's total).
 Exit 0: done; 2: bad usage, unknown ids, no or unreadable record (nothing is changed).
 """
 
@@ -69,6 +71,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--clear-lock", action="store_true", help="remove the scan lock left by a dead run"
     )
     act.add_argument("--runs", action="store_true", help="list recent scan runs instead of scenes")
+    act.add_argument(
+        "--usage", action="store_true",
+        help="bytes fetched per UTC month and source (the provider's data quota), newest first "
+        "(--limit N months, default 12)",
+    )  # fmt: skip
     p.add_argument("--reason", metavar="TEXT", help="why the scenes are skipped (with --skip)")
     p.set_defaults(func=run)
 
@@ -130,6 +137,9 @@ def run(args: argparse.Namespace) -> int:
                         f"{(r['finished'] or '')[:19]:<19}  {json.dumps(r['counts'])}"
                     )
             return 0
+        if args.usage:
+            _usage(rec, args.limit or 12, args.json)
+            return 0
         rows = rec.scenes(
             status=args.status,
             source=args.source,
@@ -145,7 +155,55 @@ def run(args: argparse.Namespace) -> int:
             counts = rec.counts()
             total = ", ".join(f"{k} {v}" for k, v in counts.items() if v)
             print(f"{len(rows)} scene(s) listed; record: {total or 'empty'}", file=sys.stderr)
+            print(_this_month(rec), file=sys.stderr)
     return 0
+
+
+GB = 1e9
+
+
+def _budget_gb(rec) -> tuple[bool, float | None]:
+    """(known, GB per month) from the last run's config: the budget the next run would apply
+    if its config is unchanged."""
+    for run in rec.runs(limit=1):
+        config = (run.get("parameters") or {}).get("config") or {}
+        if "quota_gb_per_month" in config:
+            return True, config["quota_gb_per_month"]
+    return False, None
+
+
+def _this_month(rec) -> str:
+    """``fetched in 2026-11 (UTC): 4.98 of 5000 GB (cdse 4.98)``: the listing's last line."""
+    from scanner.scan.quota import this_month
+
+    month = this_month()
+    rows = [u for u in rec.usage(months=1) if u.month == month]
+    by_source = ", ".join(f"{u.source} {u.bytes / GB:.2f}" for u in rows)
+    used = sum(u.bytes for u in rows) / GB
+    known, budget = _budget_gb(rec)
+    of = f" of {budget:g} GB" if known and budget is not None else " GB"
+    tail = " (no budget)" if known and budget is None else ""
+    return (f"fetched in {month} (UTC): {used:.2f}{of}{tail}"
+            + (f" ({by_source})" if by_source else ""))  # fmt: skip
+
+
+def _usage(rec, months: int, as_json: bool) -> None:
+    """Bytes fetched per month and source against the data quota (``catalog --usage``)."""
+    usage = rec.usage(months=months)
+    known, budget = _budget_gb(rec)
+    if as_json:
+        print_json({"budget_gb": budget if known else None, "budget_known": known,
+                    "months": [u.as_dict() for u in usage]}, indent=1)  # fmt: skip
+        return
+    if known:
+        print("data quota: " + ("none (quota_gb_per_month: null)" if budget is None else
+                                f"{budget:g} GB per month per source (quota_gb_per_month of the "
+                                "last run)"))  # fmt: skip
+    for u in usage:
+        est = f", {u.estimated / GB:.2f} GB of it estimated" if u.estimated else ""
+        print(f"{u.month}  {u.source:<5} {u.bytes / GB:10.2f} GB  {u.scenes} scene(s){est}")
+    if not usage:
+        print("nothing fetched yet")
 
 
 def _print(rows: list, as_json: bool, claimed: dict[str, str] | None = None) -> None:

@@ -156,3 +156,35 @@ def test_listing_shows_which_run_holds_a_scene(out, capsys):
     code, stdout, _ = _run(capsys, "--out", str(out))
     [line] = [ln for ln in stdout.splitlines() if sid in ln]
     assert code == 0 and "held by run run-night" in line
+
+
+def test_usage_of_the_data_quota(out, capsys):
+    """Operators see what the month has fetched against the budget: a line under the listing,
+    and per month and source with --usage (the budget is the last run's config)."""
+    from datetime import UTC, datetime, timedelta
+
+    from scanner.record.fetches import FetchRow
+    from scanner.scan.quota import this_month
+
+    code, _, stderr = _run(capsys, "--out", str(out))
+    assert f"fetched in {this_month()} (UTC): 0.00 GB" in stderr  # nothing yet, budget unknown
+    code, stdout, _ = _run(capsys, "--out", str(out), "--usage")
+    assert code == 0 and stdout.strip() == "nothing fetched yet"
+    now = datetime.now(UTC)
+    with Record.open(out) as rec:
+        rec.start_run("r1", {"config": {"quota_gb_per_month": 5000.0}})
+        rec.add_fetches([
+            FetchRow("a", "cdse", "download", "download", 4_000_000_000, now),
+            FetchRow("b", "cdse", "mosaic", "s3", 980_000_000, now, estimated=900_000_000),
+            FetchRow("c", "cdse", "download", "download", 1_500_000_000, now - timedelta(days=40)),
+        ])  # fmt: skip
+    code, _, stderr = _run(capsys, "--out", str(out))
+    assert f"fetched in {this_month()} (UTC): 4.98 of 5000 GB (cdse 4.98)" in stderr
+    code, stdout, _ = _run(capsys, "--out", str(out), "--usage")
+    lines = stdout.strip().splitlines()
+    assert lines[0].startswith("data quota: 5000 GB per month per source")
+    assert lines[1].startswith(this_month()) and "4.98 GB  2 scene(s), 0.90 GB of it" in lines[1]
+    assert len(lines) == 3 and "1.50 GB  1 scene(s)" in lines[2]
+    code, stdout, _ = _run(capsys, "--out", str(out), "--usage", "--json", "--limit", "1")
+    doc = json.loads(stdout)
+    assert doc["budget_gb"] == 5000.0 and [m["bytes"] for m in doc["months"]] == [4_980_000_000]
