@@ -140,7 +140,9 @@ def _variable(
             for c0, w in cols:
                 block = grid.block(r0, c0, h, w)
                 if where is None or not intersects(where, block.bounds):
-                    line.append(da.full((1, h, w), np.nan, dtype=np.float32, chunks=(1, h, w)))
+                    key = f"nan-{name}-{tokenize(e.mosaic_id, r0, c0, h, w)}"
+                    task = dask.delayed(_nan_step, pure=True)(h, w, dask_key_name=key)
+                    line.append(da.from_delayed(task, (1, h, w), dtype=np.float32))
                     continue
                 key = f"read-{name}-{tokenize(ref, block, crs_wkt, resampling)}"
                 task = dask.delayed(_read_step, pure=True)(
@@ -151,6 +153,14 @@ def _variable(
         steps.append(plane)
     data = da.block(steps)
     return xr.Variable(("time", "y", "x"), data, attrs=dict(ATTRS[name]))
+
+
+def _nan_step(h: int, w: int) -> np.ndarray:
+    """A block a mosaic does not reach: NaN. Each such block is its own task (key) on purpose:
+    one ``da.full`` block shared by every mosaic becomes a dependency of all the reductions,
+    and dask's ordering then runs them all before combining any (a ``max`` over 200 mosaics
+    held 22 GB; ``benchmarks/bench_cube.py``)."""
+    return np.full((1, h, w), np.nan, dtype=np.float32)
 
 
 def _read_step(ref: RasterRef, block: Grid, crs_wkt: str, resampling: str) -> np.ndarray:

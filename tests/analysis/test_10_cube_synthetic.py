@@ -201,3 +201,19 @@ def test_time_from_rgb_tags_without_gpkg(synthetic_scan, tmp_path):
     (out / "detections.gpkg").unlink()
     ds = open_scan(out)
     assert list(ds.time.values) == [np.datetime64(m.start, "ns") for m in syn.MOSAICS]
+
+
+def test_every_chunk_is_its_own_task(synthetic_scan):
+    """No task of the cube feeds more than one chunk. A NaN block shared by every mosaic (one
+    ``da.full`` key) made dask run every reduction before combining any, so the memory of a
+    ``max`` over time grew with the number of nights (``benchmarks/bench_cube.py``)."""
+    from dask.core import get_deps
+
+    ds = open_scan(synthetic_scan, chunks=16)
+    for var in ds.data_vars.values():
+        graph = dict(var.data.__dask_graph__())
+        _, dependents = get_deps(graph)
+        shared = {k: len(v) for k, v in dependents.items() if len(v) > 1}
+        assert not shared, (var.name, list(shared.items())[:3])
+        outputs = [k for k, v in dependents.items() if not v]  # nothing depends on a chunk
+        assert len(outputs) == var.data.npartitions
