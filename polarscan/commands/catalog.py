@@ -1,5 +1,6 @@
 """CLI command ``catalog``: list and filter the scan record, re-queue or forget scenes, clear a
-stale lock. The record lives in ``<out>/record.sqlite``."""
+stale lock. The record lives in ``<out>/record.sqlite``. ``--relink-tracks`` repairs the tracks
+of ``<out>/detections.gpkg`` (:mod:`polarscan.commands.catalog_relink`)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,11 @@ change it: --requeue-failed (retry failed scenes on the next scan, with fresh at
 the next search finds them again), --clear-lock (remove the lock a crashed scan left behind).
 --usage shows the bytes fetched from each source per UTC month against the data quota
 (quota_gb_per_month in the scan config; the listing ends with this month's total).
-Exit 0: done; 2: bad usage, unknown ids, no or unreadable record (nothing is changed).
+--relink-tracks links every polar low in OUT/detections.gpkg again with the tracking settings
+of --config (default configs/scan.yaml; tracking: max_gap_h, max_speed_ms), after they changed:
+each scan relinks only the nights around what it publishes. Refused while a scan runs in OUT.
+Exit 0: done; 2: bad usage, unknown ids, no or unreadable record, no detections.gpkg, a scan
+running (nothing is changed).
 """
 
 
@@ -76,7 +81,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="bytes fetched per UTC month and source (the provider's data quota), newest first "
         "(--limit N months, default 12)",
     )  # fmt: skip
+    act.add_argument(
+        "--relink-tracks", action="store_true",
+        help="link every polar low in OUT/detections.gpkg again with the tracking settings of "
+        "--config (after changing tracking:); prints the tracks and polar lows that changed",
+    )  # fmt: skip
     p.add_argument("--reason", metavar="TEXT", help="why the scenes are skipped (with --skip)")
+    p.add_argument(
+        "--config", default=None, metavar="YAML",
+        help="scan config whose tracking: settings --relink-tracks applies "
+        "(default: configs/scan.yaml)",
+    )  # fmt: skip
     p.set_defaults(func=run)
 
 
@@ -86,6 +101,14 @@ def run(args: argparse.Namespace) -> int:
     from polarscan.common.errors import UsageError
     from scanner.record import Record, record_path
 
+    if args.config is not None and not args.relink_tracks:
+        raise UsageError(
+            "--config is read only by --relink-tracks", "drop --config, or add --relink-tracks"
+        )
+    if args.relink_tracks:
+        from polarscan.commands.catalog_relink import relink_tracks
+
+        return relink_tracks(args)
     out = Path(args.out)
     path = record_path(out)
     if not path.is_file():

@@ -25,12 +25,16 @@ it changes.
 
 ``tracks`` holds tracks of two or more sightings (a line needs two points); a lone sighting
 still carries its own track id, which a later sighting may extend.
+
+After the tracking settings change, :func:`relink_all` (``polarscan catalog --relink-tracks``)
+links every polar low again with the new ones, in the same kind of transaction.
 """
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -173,6 +177,57 @@ def forecast_update(
             relink(tmp, crs, span, tracking, replace_tracks=True)
 
     return step
+
+
+@dataclass
+class Relinked:
+    """What :func:`relink_all`'s step changed, filled in as it runs on the working copy."""
+
+    polar_lows: int = 0
+    #: ids of the ``tracks`` rows (tracks of two or more sightings) before and after
+    tracks_before: list[str] = field(default_factory=list)
+    tracks_after: list[str] = field(default_factory=list)
+    #: polar low id → (track id before, after), for those whose track id changed
+    changed: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
+
+
+def relink_all(tracking: TrackingConfig) -> tuple[Step, Relinked]:
+    """A step linking every polar low in the file again with ``tracking`` (what
+    :func:`~scanner.forecast.tracks.build_tracks` over all of them gives), setting their track
+    ids in both polar low layers and rewriting the whole ``tracks`` layer; and the
+    :class:`Relinked` it fills in. A file without ``polar_lows`` is left as it is."""
+    done = Relinked()
+
+    def step(tmp: Path, crs: Any) -> None:
+        present = gpkg_sql.tables(tmp)
+        if "polar_lows" not in present:
+            return
+        gpkg_sql.normalise_datetimes(tmp, only=(*LOW_LAYERS, "tracks"))
+        gpkg_sql.create_indexes(tmp, INDEXES)
+        before = _low_track_ids(tmp)
+        done.tracks_before = _track_rows(tmp) if "tracks" in present else []
+        relink(tmp, crs, None, tracking, replace_tracks="tracks" in present)
+        after = _low_track_ids(tmp)
+        done.polar_lows = len(after)
+        done.tracks_after = _track_rows(tmp)
+        done.changed = {
+            low: (before.get(low), track)
+            for low, track in after.items()
+            if before.get(low) != track
+        }
+
+    return step, done
+
+
+def _low_track_ids(path: Path) -> dict[str, str | None]:
+    with gpkg_sql.connect(path) as con:
+        return dict(con.execute('SELECT "polar_low_id", "track_id" FROM "polar_lows"').fetchall())
+
+
+def _track_rows(path: Path) -> list[str]:
+    with gpkg_sql.connect(path) as con:
+        sql = 'SELECT "track_id" FROM "tracks" ORDER BY "first_time", "track_id"'
+        return [t for (t,) in con.execute(sql)]
 
 
 def relink(
