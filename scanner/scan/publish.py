@@ -75,6 +75,7 @@ class Publisher:
         if self.quota is None or self.quota.admit(job):
             return True
         self.defer([job])
+        self.progress.drop(len(job.scenes))  # planned, but no longer this run's to finish
         return False
 
     def defer(self, jobs: list[MosaicJob]) -> None:

@@ -166,6 +166,11 @@ class Progress:
         self.mosaics, self.scenes, self.start = mosaics, scenes, start
         self.mosaics_done = self.scenes_done = 0
 
+    def drop(self, n_scenes: int) -> None:
+        """A planned mosaic of ``n_scenes`` that this run will not do (deferred)."""
+        self.mosaics -= 1
+        self.scenes -= n_scenes
+
     def update(self, n_scenes: int, now: float) -> str:
         self.mosaics_done += 1
         self.scenes_done += n_scenes

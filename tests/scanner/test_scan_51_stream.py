@@ -85,3 +85,8 @@ def test_progress_lines_count_and_estimate():
     assert p.update(2, now=7300.0) == "4/4 mosaics, 9/9 scenes done; done"
     long = Progress(mosaics=1000, scenes=2000, start=0.0)
     assert long.update(2, now=36.0).endswith("ETA 9h59m")  # 999 × 36 s
+    # a mosaic deferred mid-run (monthly quota) leaves the totals: the last line says done
+    q = Progress(mosaics=3, scenes=5, start=0.0)
+    q.update(2, now=10.0)
+    q.drop(2)
+    assert q.update(1, now=20.0) == "2/2 mosaics, 3/3 scenes done; done"
