@@ -134,7 +134,7 @@ def full_scene(tmp: Path, saliency: str) -> None:
     from scanner.demo.synthetic_product import write_datatake
     from scanner.infer import cached_model
     from scanner.scan.config import ScanConfig, fit_to_card
-    from scanner.scan.run import plan_jobs
+    from scanner.scan.plan import plan_jobs
     from scanner.scan.stages import RunContext, run_stages
     from scanner.sources.local import LocalSource
     from training.card import ModelCard, write_card

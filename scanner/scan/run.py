@@ -17,163 +17,30 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import time
-import uuid
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from polarscan.common.atomic import sweep_leftovers
-from polarscan.common.errors import UsageError
 from scanner.scan import quota
-from scanner.scan.config import DEMO_MODEL, ScanConfig, fit_to_card
+from scanner.scan.checks import (
+    check_card_file,
+    check_out,
+    check_record,
+    load_card,
+    prepare_out,
+    resolve_model,
+)
+from scanner.scan.config import ScanConfig, fit_to_card
+from scanner.scan.plan import claim_work, plan_work, skip_unaccepted
 from scanner.scan.publish import Publisher, gpkg_path
 from scanner.scan.request import ScanRequest, resolve_aoi, time_window
 from scanner.scan.runner import ClusterSpec, Runner
-from scanner.scan.stages import STAGES, MosaicJob, RunContext, start
+from scanner.scan.stages import STAGES, RunContext, start
 from scanner.scan.summary import Counts, ScanSummary
 
 log = logging.getLogger(__name__)
-
-
-# --- checks (nothing is created until they all pass) ------------------------------------------
-
-
-def resolve_model(config: ScanConfig) -> Path:
-    if config.model:
-        path = Path(config.model).expanduser()
-    elif config.source == "demo":
-        path = DEMO_MODEL
-    else:
-        raise UsageError(
-            "no model given",
-            "set `model:` in the scan config to a .keras model with its card, or the authors' "
-            "legacy .h5",
-            key="model",
-        )
-    if not path.is_file():
-        raise UsageError(f"model file not found: {path}", "give an existing model file", key="model")
-    return path.resolve()
-
-
-def check_out(out_dir: Path) -> None:
-    """The output folder is (or can be made) writable — checked without creating anything."""
-    existing = out_dir
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    problem = None
-    if not existing.is_dir():
-        problem = f"{existing} is a file"
-    elif not os.access(existing, os.W_OK | os.X_OK):
-        problem = f"no write permission on {existing}"
-    if problem:
-        raise UsageError(
-            f"output folder {out_dir} is not writable ({problem})",
-            "choose a writable output folder",
-            key="out",
-        )
-
-
-def prepare_out(out_dir: Path) -> Path:
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        probe = out_dir / f".write-test-{uuid.uuid4().hex[:8]}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as err:
-        raise UsageError(
-            f"output folder {out_dir} is not writable ({err.strerror or err})",
-            "choose a writable output folder",
-            key="out",
-        ) from None
-    return out_dir
-
-
-def check_card_file(model_path: Path, config: ScanConfig) -> None:
-    """The model's card file, when there is one, is valid and agrees with the config: read as
-    text, before the model itself is loaded (its geometry is checked against the model then)."""
-    from polarscan.common.config import load_config
-    from training.card import ModelCard, card_path
-
-    path = card_path(model_path)
-    if path.is_file():
-        fit_to_card(config, load_config(ModelCard, path))
-
-
-def check_record(out_dir: Path) -> None:
-    """An existing record is readable, of a known schema, and not locked by a live run."""
-    from scanner.record import Record, record_path
-    from scanner.record.claims import refuse_if_live
-    from scanner.record.db import now_utc
-
-    path = record_path(out_dir)
-    if not path.exists() and not path.is_symlink():
-        return
-    with Record(path) as rec:  # it exists: opening creates nothing
-        refuse_if_live(rec.lock_holder(), rec.path, now_utc())
-
-
-def load_card(model_path: Path, config: ScanConfig):
-    """Load the model once here (validates the file) and read its card, with the threshold."""
-    from scanner.infer import cached_model
-    from training.card import model_card
-
-    card = model_card(model_path, cached_model(str(model_path)))
-    if config.threshold is not None:
-        card = card.model_copy(update={"threshold": config.threshold})
-    return card
-
-
-# --- grouping ----------------------------------------------------------------------------------
-
-
-def _datatake(scene):
-    return scene.datatake_key
-
-
-def plan_jobs(scenes, max_gap_s: float, refused: list | None = None) -> list[MosaicJob]:
-    """Consecutive slices of one datatake form one mosaic (:func:`scanner.mosaic.group_products`,
-    the project's one grouping and id scheme); anything else stands alone. A slice whose mode
-    or polarisations differ from the rest of its datatake is left out, and appended to
-    ``refused`` as a :class:`~scanner.mosaic.mosaic.Refusal` (scene and error) when given."""
-    from scanner.mosaic import group_id, group_products
-
-    groups = group_products(scenes, max_gap_s, key=_datatake, refused=refused)
-    return [MosaicJob(mosaic_id=group_id(g, _datatake), scenes=tuple(g)) for g in groups]
-
-
-@dataclass(frozen=True)
-class Plan:
-    """What a run does with the scenes it claimed: ``jobs`` (mosaics to make); ``refused``
-    slices left out of their strip, each as a one-scene job and the error (they fail); and
-    ``unaccepted`` scenes of a mode the model card does not accept, with the reason (they
-    are skipped)."""
-
-    jobs: list[MosaicJob]
-    refused: list[tuple[MosaicJob, Exception]] = field(default_factory=list)
-    unaccepted: list[tuple[Any, str]] = field(default_factory=list)
-
-
-def plan_work(scenes, max_gap_s: float, card) -> Plan:
-    """Split claimed scenes into a :class:`Plan`: scenes whose mode (from the name)
-    ``card.accepts`` not are set aside first, the rest grouped by :func:`plan_jobs`."""
-    from scanner.mosaic import group_id
-
-    accepted, unaccepted = [], []
-    for scene in scenes:
-        mode = scene.mode
-        if mode is None or card.accepts(mode):
-            accepted.append(scene)
-        else:
-            why = (f"mode {mode}: the model card ({card.name}) accepts "
-                   f"{', '.join(card.modes)} only")  # fmt: skip
-            unaccepted.append((scene, why))
-    refusals: list = []
-    jobs = plan_jobs(accepted, max_gap_s, refusals)
-    refused = [(MosaicJob(group_id([r.item], _datatake), (r.item,)), r.error) for r in refusals]
-    return Plan(jobs, refused, unaccepted)
 
 
 def cluster_spec(config: ScanConfig) -> ClusterSpec:
@@ -186,20 +53,6 @@ def cluster_spec(config: ScanConfig) -> ClusterSpec:
         connect_timeout_s=config.scheduler_timeout_s,
         max_in_flight=config.max_in_flight,
     )
-
-
-def claim_work(rec, run_id: str, source_name: str, aoi, config: ScanConfig) -> list:
-    """Pending scenes of this source over this area (new, or failed with attempts left),
-    claimed for this run; scenes another live run holds are left to it."""
-    pending = [
-        row
-        for row in rec.pending(config.max_attempts, source=source_name)
-        if row.footprint_wkt is None or aoi.intersects(row.to_scene().footprint)
-    ]
-    held = set(rec.claim([r.id for r in pending], run_id, config.claim_ttl_s))
-    if len(held) < len(pending):
-        log.warning("%d scene(s) are claimed by another run", len(pending) - len(held))
-    return [r.to_scene() for r in pending if r.id in held]
 
 
 # --- the run -----------------------------------------------------------------------------------
@@ -342,17 +195,6 @@ def _quota_summary(summary: ScanSummary, rec, budget: quota.Budget, this_run: in
     summary = replace(summary, quota=section)
     text = quota.notice(used, budget.limit, summary.counts.deferred, month)
     return summary.add_notice(text) if text else summary
-
-
-def skip_unaccepted(rec, plan: Plan, run_id: str) -> None:
-    """Mark the plan's scenes of a mode the model card does not accept SKIPPED with the
-    reason (final: no later run claims them until the operator re-queues them)."""
-    from scanner.record import SceneStatus
-
-    for scene, why in plan.unaccepted:
-        rec.mark(scene.id, SceneStatus.SKIPPED, reason=why, run_id=run_id, source=scene.source)
-    if plan.unaccepted:
-        log.warning("%d scene(s) skipped: %s", len(plan.unaccepted), plan.unaccepted[0][1])
 
 
 def _finished(summary: ScanSummary, facts: dict[str, Any], t0: float) -> ScanSummary:

@@ -11,8 +11,8 @@ from polarscan.common.config import load_config, parse_config
 from polarscan.common.dates import parse_date
 from polarscan.common.errors import UsageError
 from scanner.scan.config import ScanConfig, fit_to_card
+from scanner.scan.plan import plan_jobs
 from scanner.scan.request import ScanRequest, time_window
-from scanner.scan.run import plan_jobs
 from scanner.sources.base import Scene
 from training.card import ModelCard
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from scanner.record import Record
-from scanner.scan.run import plan_work
+from scanner.scan.plan import plan_work
 from tests.support.record_helpers import make_scene
 from tests.support.scan_helpers import run_scan, scan_model
 
