@@ -231,10 +231,20 @@ def format_row(row: Row) -> str:
     )
 
 
-def bench_scene(n_windows: int, size: int, crop: int, repeats: int) -> tuple[float, float]:
-    """Seconds to score one scene's ``n_windows`` uint8 windows in one batch (the scan's
-    ``predict_batch``) and to compute their Grad-CAM maps (the scan's ``gradcam``), fp32, each
-    the best of ``repeats`` after a warm-up."""
+@dataclass(frozen=True)
+class SceneTimes:
+    score: float  # s: one scene's windows in one batch
+    gradcam: float  # s: their Grad-CAM maps
+    apart: float  # s: ``mosaics`` scenes scored one batch each, as the scan does now
+    together: float  # s: the same windows in one batch (batched across mosaics)
+
+
+def bench_scene(n_windows: int, size: int, crop: int, repeats: int, mosaics: int = 4) -> SceneTimes:
+    """One scene's ``n_windows`` uint8 windows scored in one batch by the scan's
+    ``predict_batch`` and explained by its ``gradcam`` (fp32); and ``mosaics`` such scenes
+    scored one batch per mosaic vs all in one batch — the measurement that decides whether the
+    inference stage should batch across the mosaics a worker holds. Each the best of
+    ``repeats`` after a warm-up."""
     import keras
 
     from scanner.infer import predict_batch
@@ -243,7 +253,8 @@ def bench_scene(n_windows: int, size: int, crop: int, repeats: int) -> tuple[flo
     keras.utils.set_random_seed(0)
     model = _build(size, crop, "float32", None)
     rng = np.random.default_rng(1)
-    windows = rng.integers(0, 256, size=(n_windows, size, size, 3), dtype=np.uint8)
+    windows = rng.integers(0, 256, size=(n_windows * mosaics, size, size, 3), dtype=np.uint8)
+    one = windows[:n_windows]
 
     def best(fn) -> float:
         fn()  # warm-up: compiles
@@ -254,9 +265,13 @@ def bench_scene(n_windows: int, size: int, crop: int, repeats: int) -> tuple[flo
             times.append(time.perf_counter() - t0)
         return min(times)
 
-    score = best(lambda: predict_batch(model, windows))
-    cam = best(lambda: gradcam(model, windows.astype(np.float32), batch_size=n_windows))
-    return score, cam
+    def apart() -> None:
+        for k in range(mosaics):
+            predict_batch(model, windows[k * n_windows : (k + 1) * n_windows])
+
+    score = best(lambda: predict_batch(model, one))
+    cam = best(lambda: gradcam(model, one.astype(np.float32), batch_size=n_windows))
+    return SceneTimes(score, cam, best(apart), best(lambda: predict_batch(model, windows)))
 
 
 def efficiency(walls: dict[int, float], n_scenes: int) -> list[tuple[int, float, float, float]]:
@@ -324,6 +339,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--time-limit", type=float, help="start no measurement after S seconds")
     ap.add_argument("--scene-windows", type=int, default=9,
                     help="windows of one EW scene at 500 m, 800→512 card (default 9; 0: skip)")  # fmt: skip
+    ap.add_argument("--scene-mosaics", type=int, default=4,
+                    help="scenes scored apart vs in one batch (default 4)")  # fmt: skip
     ap.add_argument("--no-scan", action="store_true", help="skip the dask scan scaling")
     ap.add_argument("--workers", help="dask CPU worker counts for the scan (default 1,2,4,8)")
     ap.add_argument("--products", type=int, default=16, help="synthetic products for the scan")
@@ -371,10 +388,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.scene_windows and time.monotonic() < deadline:
         size, crop = (64, 32) if q else (800, 512)
-        score, cam = bench_scene(args.scene_windows, size, crop, repeats)
+        k = args.scene_mosaics
+        t = bench_scene(args.scene_windows, size, crop, repeats, k)
         print(
             f"\none EW scene's windows on the device ({args.scene_windows} x {size}->{crop}, fp32):"
-            f" score {score:.3f} s, Grad-CAM {cam:.3f} s",
+            f" score {t.score:.3f} s, Grad-CAM {t.gradcam:.3f} s",
+            flush=True,
+        )
+        print(
+            f"{k} scenes' windows: one batch per mosaic {t.apart:.4f} s, one batch across the "
+            f"mosaics {t.together:.4f} s: batching across mosaics {t.apart / t.together:.2f}x",
             flush=True,
         )
     elif args.scene_windows:

@@ -25,6 +25,11 @@ SCENE = re.compile(
     r"score (?P<score>[\d.]+) s, Grad-CAM (?P<cam>[\d.]+) s"
 )
 
+ACROSS = re.compile(
+    r"4 scenes' windows: one batch per mosaic (?P<apart>[\d.]+) s, one batch across the "
+    r"mosaics (?P<together>[\d.]+) s: batching across mosaics (?P<ratio>[\d.]+)x"
+)
+
 
 def _run_quick(backend: str, *extra: str) -> str:
     env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -55,6 +60,13 @@ def _check_table(stdout: str, backend: str) -> None:
     scene = SCENE.search(stdout)
     assert scene, stdout[-1500:]
     assert scene["n"] == "9" and 0 < float(scene["score"]) < 60 and 0 < float(scene["cam"]) < 60
+    across = ACROSS.search(stdout)
+    assert across, stdout[-1500:]
+    apart, together = float(across["apart"]), float(across["together"])
+    assert apart > 0 and together > 0
+    # the printed ratio is of the unrounded times: within what the 4-decimal rounding allows
+    slack = apart / together * (5e-5 / apart + 5e-5 / together) + 0.005
+    assert abs(float(across["ratio"]) - apart / together) <= slack
     for r in rows:
         diff = float(r["diff"])
         if r["precision"] == "fp32":

@@ -81,7 +81,7 @@ def test_batches_write_what_single_mosaics_write(products, scan_model, tmp_path,
     from scanner.outputs.stac import read_catalog
     from scanner.record import Record
 
-    assert len(list(read_catalog(tmp_path / "two").get_all_items())) == N
+    assert len(list(read_catalog(tmp_path / "two").get_items(recursive=True))) == N
     with Record.open(tmp_path / "two") as rec:
         assert len(rec.scenes(status="processed")) == N
 
