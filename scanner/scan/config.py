@@ -100,7 +100,8 @@ class ScanConfig(StrictModel):
         le=1000,
         description="finished mosaics written to detections.gpkg and the STAC catalog in one "
         "transaction; 1 = each as it finishes. Every transaction copies the GeoPackage, so a "
-        "backfill into a large archive wants batches (docs/benchmarks.md)",
+        "backfill into a large archive wants batches (docs/benchmarks.md); above 1 the writer "
+        "also rests 4x its last write's time, so batches grow with the archive",
     )
     publish_interval_s: float = Field(
         60.0,

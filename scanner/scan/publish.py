@@ -8,7 +8,8 @@ shared file behind. Workers write only per-mosaic files under unique names.
 
 Finished mosaics are written in batches: ``publish_batch`` of them, or fewer once the oldest
 has waited ``publish_interval_s``, go into ``detections.gpkg`` and the STAC catalog in one
-transaction, and only then are their scenes marked processed in the record. Every GeoPackage
+transaction, and only then are their scenes marked processed in the record. The writer spends
+at most a fifth of the time writing (:func:`batch_due`), so batches grow as the archive does. Every GeoPackage
 transaction copies the file (crash safety), so one per mosaic would make a backfill into a
 large archive quadratic (``benchmarks/bench_publish.py``). A mosaic that has finished but is
 not yet written is simply redone by the next run if this one is killed; :meth:`flush` writes
@@ -65,6 +66,8 @@ class Publisher:
         self.progress = Progress(len(planned), scenes, time.monotonic())
         self.pending: list[tuple[MosaicJob, StageResult]] = []  # finished, not yet written
         self._oldest = 0.0  # time.monotonic() when the oldest pending mosaic arrived
+        self._last_write_s = 0.0  # how long the last batch took to write
+        self._last_write_end = 0.0  # time.monotonic() when it was written
 
     # --- runner hooks ---------------------------------------------------------------------
 
@@ -126,8 +129,10 @@ class Publisher:
         self.pending.append((job, res))
         self._heartbeat(job)
         config = self.ctx.config
-        waited = time.monotonic() - self._oldest
-        if len(self.pending) >= config.publish_batch or waited >= config.publish_interval_s:
+        now = time.monotonic()
+        if batch_due(len(self.pending), now - self._oldest, self._last_write_s,
+                     now - self._last_write_end, config.publish_batch,
+                     config.publish_interval_s):  # fmt: skip
             self.flush()
 
     def flush(self) -> None:
@@ -135,8 +140,10 @@ class Publisher:
         batch, self.pending = self.pending, []
         if not batch:
             return
+        t0 = time.monotonic()
         try:
             written = self.publish_mosaics([res.result for _, res in batch])
+            self._last_write_s, self._last_write_end = time.monotonic() - t0, time.monotonic()
         except Exception as err:  # noqa: BLE001 - decided per mosaic below
             if len(batch) == 1 or as_disk_full(err, self.ctx.out_dir) is not None:
                 for job, _ in batch:
@@ -253,6 +260,29 @@ class Publisher:
 
         done = write_morning(self.ctx.out_dir, self.summary, self.ctx.config)
         self.summary = replace(self.summary, outputs={**self.summary.outputs, **done})
+
+
+#: the largest share of the run's wall time the single writer spends writing batches: after a
+#: write of T seconds the next batch waits at least T * (1 - share) / share
+WRITE_SHARE = 0.2
+
+
+def batch_due(
+    pending: int,
+    waited_s: float,
+    last_write_s: float,
+    since_write_s: float,
+    batch: int,
+    interval_s: float,
+) -> bool:
+    """Whether the pending mosaics are written now: ``batch`` of them, or the oldest has waited
+    ``interval_s`` — and not before the writer has rested ``last_write_s * 4`` (at most a fifth
+    of the time writing). Each write copies the GeoPackage, so on a large archive the batches
+    grow by themselves instead of the writer falling behind the workers. ``batch`` 1 asks for
+    each mosaic as it finishes: no rest then."""
+    if pending == 0 or (pending < batch and waited_s < interval_s):
+        return False
+    return batch == 1 or since_write_s >= last_write_s * (1 - WRITE_SHARE) / WRITE_SHARE
 
 
 def detection_summaries(mosaic: MosaicResult, indices) -> list[Detection]:

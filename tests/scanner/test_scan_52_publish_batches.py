@@ -136,3 +136,24 @@ def test_publish_settings_are_checked():
     for bad in ({"publish_batch": 0}, {"publish_interval_s": 0}, {"publish_batchsize": 4}):
         with pytest.raises(ValidationError):
             ScanConfig(**bad)
+
+
+@pytest.mark.parametrize(
+    ("pending", "waited", "last_write", "since_write", "due"),
+    [
+        (0, 999.0, 0.0, 999.0, False),  # nothing to write
+        (3, 10.0, 0.0, 999.0, False),  # part-filled and young: wait
+        (16, 0.0, 0.0, 0.0, True),  # a full batch, the writer idle so far
+        (3, 60.0, 0.0, 0.0, True),  # part-filled, but the oldest waited the interval
+        (16, 0.0, 2.0, 7.9, False),  # the last write took 2 s: rest 8 s (a fifth writing)
+        (16, 0.0, 2.0, 8.0, True),
+        (40, 90.0, 30.0, 100.0, False),  # a 30 s write on a huge archive: the batch grows
+        (40, 130.0, 30.0, 120.0, True),
+    ],
+)
+def test_when_a_batch_is_due(pending, waited, last_write, since_write, due):
+    from scanner.scan.publish import batch_due
+
+    assert batch_due(pending, waited, last_write, since_write, 16, 60.0) is due
+    # publish_batch 1 is "each as it finishes": never held back by the writer's rest
+    assert batch_due(pending, waited, last_write, since_write, 1, 60.0) is (pending > 0)
