@@ -72,10 +72,13 @@ def write_results(
         try:
             with copy_on_write(path) as tmp:
                 present = gpkg_sql.tables(tmp) if exists else set()
+                # a file this version wrote before (its index is there) had every datetime
+                # normalised: only the rows written now need it, not the whole archive
+                after = (
+                    gpkg_sql.rowid_marks(tmp) if exists and gpkg_sql.has_index(tmp, MARK) else None
+                )
                 if exists:
                     ids = [r.mosaic_id for r in results]
-                    # rows are replaced by mosaic id: indexed, a publish does not scan the archive
-                    gpkg_sql.create_indexes(tmp, [(layer, "mosaic_id") for layer in FEATURE_LAYERS])
                     where = [(layer, "mosaic_id", ids) for layer in FEATURE_LAYERS]
                     if run is not None:
                         where.append(("runs", "run_id", [str(run["run_id"])]))
@@ -88,12 +91,14 @@ def write_results(
                         frame = in_file_order(tmp, layer, frame)
                     if len(frame) or layer not in present:
                         _append(tmp, frame, layer, GEOMETRY_TYPES[layer], create=not tmp.exists())
+                # rows are replaced by mosaic id: indexed, a publish does not scan the archive
+                gpkg_sql.create_indexes(tmp, [(layer, "mosaic_id") for layer in FEATURE_LAYERS])
                 if run is not None:
                     _append(tmp, runs_frame(run), "runs", None, create=False)
                 for step in also:
                     step(tmp, crs)
                 _append(tmp, _styles_frame(), "layer_styles", None, create=False)
-                gpkg_sql.normalise_datetimes(tmp)
+                gpkg_sql.normalise_datetimes(tmp, after=after)
                 gpkg_sql.quick_check(tmp)
         except (UsageError, ProcessingError):
             raise
@@ -103,6 +108,9 @@ def write_results(
             ) from err
     return path
 
+
+#: the index a publish by this version creates (with every datetime of the file normalised)
+MARK = "idx_windows_mosaic_id"
 
 #: SQL column type of each frame dtype (GeoPackage 1.2 data types)
 _SQL_TYPES = {"object": "TEXT", "float64": "DOUBLE", "int64": "INTEGER", "bool": "BOOLEAN"}

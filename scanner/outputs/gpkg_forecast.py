@@ -52,6 +52,7 @@ INDEXES = (
     ("polar_lows", "polar_low_id"),
     ("polar_low_footprints", "polar_low_id"),
 )
+TIME_INDEX = "idx_polar_lows_time"  # gpkg_sql.create_indexes names them idx_<table>_<column>
 
 Step = Callable[[Path, Any], None]
 
@@ -160,6 +161,8 @@ def forecast_update(
         from scanner.outputs.gpkg import append_layer
 
         present = gpkg_sql.tables(tmp)
+        # the time index marks a file whose polar-low times were all normalised before
+        after = gpkg_sql.rowid_marks(tmp) if gpkg_sql.has_index(tmp, TIME_INDEX) else None
         replaced = low_times(tmp, mosaic_ids) if "polar_lows" in present else []
         gpkg_sql.delete_rows(tmp, [(layer, "mosaic_id", list(mosaic_ids)) for layer in LOW_LAYERS])
         for layer, df in lows_frames(lows, crs).items():
@@ -167,7 +170,7 @@ def forecast_update(
                 append_layer(tmp, df, layer, FORECAST_GEOMETRY_TYPES[layer])
         # one datetime form (the rows just written may lack the milliseconds): text order is
         # time order for the comparisons below
-        gpkg_sql.normalise_datetimes(tmp, only=(*LOW_LAYERS, "tracks"))
+        gpkg_sql.normalise_datetimes(tmp, only=(*LOW_LAYERS, "tracks"), after=after)
         gpkg_sql.create_indexes(tmp, INDEXES)
         if "tracks" not in present:  # the first update: every polar low (there are only ours)
             relink(tmp, crs, None, tracking, replace_tracks=False)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import struct
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 
 from polarscan.common.errors import ProcessingError
@@ -88,11 +88,17 @@ def create_indexes(path: Path, indexes: Sequence[tuple[str, str]]) -> None:
                 )
 
 
-def normalise_datetimes(path: Path, only: Collection[str] | None = None) -> None:
+def normalise_datetimes(
+    path: Path, only: Collection[str] | None = None, after: Mapping[str, int] | None = None
+) -> None:
     """Write every DATETIME (of the tables ``only``, if given) as ``YYYY-MM-DDTHH:MM:SS.SSSZ``,
     the form the GeoPackage spec requires. Recent GDAL drops a zero millisecond part, which GDAL
     3.6 (QGIS 3.22 on Debian) reads with a "Non-conformant content" warning per row. In the one
-    form, text order is time order, so SQL can compare times as text."""
+    form, text order is time order, so SQL can compare times as text.
+
+    ``after`` (:func:`rowid_marks` taken before a write) limits each table named in it to the
+    rows written since, so a publish does not scan the archive; tables not named are done
+    whole."""
     present = tables(path) if only is None else tables(path) & set(only)
     sql = (
         'UPDATE "{t}" SET "{c}" = substr("{c}", 1, 19) || \'.000Z\' '
@@ -101,8 +107,31 @@ def normalise_datetimes(path: Path, only: Collection[str] | None = None) -> None
     with connect(path) as con:
         for table, cols in DATETIME_COLUMNS.items():
             if table in present:
+                since = (
+                    ""
+                    if after is None or table not in after
+                    else f" AND rowid > {int(after[table])}"
+                )
                 for col in cols:
-                    con.execute(sql.format(t=table, c=col))
+                    con.execute(sql.format(t=table, c=col) + since)
+
+
+def rowid_marks(path: Path) -> dict[str, int]:
+    """The largest row id each AUTOINCREMENT table (every table GDAL creates in a GeoPackage)
+    has ever used: rows written later have larger ids, whatever was deleted in between."""
+    with contextlib.closing(sqlite3.connect(path)) as con:
+        try:
+            return {
+                name: int(seq) for name, seq in con.execute("SELECT name, seq FROM sqlite_sequence")
+            }
+        except sqlite3.OperationalError:  # no AUTOINCREMENT table yet
+            return {}
+
+
+def has_index(path: Path, name: str) -> bool:
+    with contextlib.closing(sqlite3.connect(path)) as con:
+        row = con.execute("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?", (name,))
+        return row.fetchone() is not None
 
 
 def quick_check(path: Path) -> None:

@@ -245,3 +245,47 @@ def test_scene_split_at_antimeridian_is_a_multipolygon(tmp_path):
     to_lonlat = Transformer.from_crs(3413, 4326, always_xy=True)
     c = geom.centroid
     assert to_lonlat.transform(c.x, c.y)[0] % 360 == pytest.approx(177.5, abs=0.5)
+
+
+def _bare_seconds(gpkg, table: str, col: str, where: str = "") -> int:
+    with sqlite3.connect(gpkg) as con:
+        q = f"SELECT count(*) FROM \"{table}\" WHERE \"{col}\" GLOB '????-??-??T??:??:??Z' {where}"
+        return con.execute(q).fetchone()[0]
+
+
+def _strip_millis(gpkg, table: str, col: str) -> int:
+    """Write ``col`` as GDAL does for a whole second (no ``.000``): the non-conformant form."""
+    from scanner.outputs.gpkg_sql import connect  # the R-tree triggers' SQL functions
+
+    with connect(gpkg) as con:
+        con.execute(f'UPDATE "{table}" SET "{col}" = substr("{col}", 1, 19) || \'Z\'')
+        return con.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
+
+
+def test_a_publish_normalises_only_the_rows_it_writes(tmp_path):
+    """A file this version wrote before (its mosaic_id index is there) had every datetime
+    normalised: the next publish touches only its own rows, not the archive's."""
+    gpkg = tmp_path / "detections.gpkg"
+    write_results(gpkg, [result("m1")], prov())
+    n_old = _strip_millis(gpkg, "windows", "start")  # as if an old row had escaped
+    write_results(gpkg, [result("m2", seed=1)], prov())
+    assert _bare_seconds(gpkg, "windows", "start", "AND mosaic_id = 'm1'") == n_old  # untouched
+    assert _bare_seconds(gpkg, "windows", "start", "AND mosaic_id = 'm2'") == 0
+
+
+def test_a_file_from_before_the_index_is_normalised_whole(tmp_path):
+    """A file an older version wrote (no mosaic_id index) is normalised entirely, once."""
+    gpkg = tmp_path / "detections.gpkg"
+    write_results(gpkg, [result("m1")], prov(), run_record())
+    with sqlite3.connect(gpkg) as con:
+        con.execute('DROP INDEX "idx_windows_mosaic_id"')
+    n_old = _strip_millis(gpkg, "windows", "start")
+    _strip_millis(gpkg, "runs", "started")
+    assert n_old > 0 and _bare_seconds(gpkg, "runs", "started") == 1
+    write_results(gpkg, [result("m2", seed=1)], prov())
+    assert _bare_seconds(gpkg, "windows", "start") == 0 and _bare_seconds(gpkg, "runs", "started") == 0
+    with sqlite3.connect(gpkg) as con:
+        [(mark,)] = con.execute(
+            "SELECT count(*) FROM sqlite_master WHERE name = 'idx_windows_mosaic_id'"
+        ).fetchall()
+    assert mark == 1
