@@ -25,7 +25,7 @@ def atomic_path(dest: str | Path) -> Iterator[Path]:
     POSIX), on error remove it. Works for files and for directories."""
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    _recover_swapped_dir(dest)
+    recover_swapped_dir(dest)
     tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         yield tmp
@@ -43,7 +43,7 @@ def atomic_path(dest: str | Path) -> Iterator[Path]:
             tmp.unlink()
 
 
-def _recover_swapped_dir(dest: Path) -> None:
+def recover_swapped_dir(dest: Path) -> None:
     """A crash between the two renames of a directory swap leaves no ``dest`` but its previous
     version as ``.<name>.<id>.old``: put the newest such copy back before anything reads it."""
     if dest.exists():
@@ -69,7 +69,7 @@ def sweep_leftovers(root: str | Path) -> list[Path]:
                 continue
             path = Path(dirpath, entry)
             if m["kind"] == "old":
-                _recover_swapped_dir(path.with_name(m["name"]))
+                recover_swapped_dir(path.with_name(m["name"]))
                 if not path.exists():
                     continue
             try:

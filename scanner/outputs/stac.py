@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from polarscan.common.atomic import _recover_swapped_dir, atomic_path
+from polarscan.common.atomic import atomic_path, recover_swapped_dir
 from polarscan.common.errors import UsageError
 from scanner.mosaic.result import MosaicResult, Provenance
 
@@ -163,7 +163,7 @@ def write_stac(out_dir: str | Path, mosaics: Sequence[MosaicResult], prov: Prove
     (see the module's docstring for what is written); return the root catalog's path."""
     root = Path(out_dir) / "stac"
     if not root.exists():
-        _recover_swapped_dir(root)  # a crash in the middle of a migration's swap
+        recover_swapped_dir(root)  # a crash in the middle of a migration's swap
     root_doc = _read(root / CATALOG)
     if root_doc is not None and any(ln.get("rel") == "item" for ln in root_doc.get("links", [])):
         root_doc = _migrate_flat(root, root_doc)
