@@ -58,7 +58,8 @@ def _rows(gpkg: Path) -> dict[str, list[tuple]]:
         drop = [c for c in df.columns if c in ("run_id", "processed", "created")]
         df = df.drop(columns=drop)
         if "geometry" in df:
-            df["geometry"] = df.geometry.to_wkt(rounding_precision=3)
+            wkt = df.geometry.to_wkt(rounding_precision=3)
+            df = df.drop(columns="geometry").assign(wkt=wkt.to_numpy())
         out[layer] = sorted(tuple(str(v) for v in row) for row in df.itertuples(index=False))
     return out
 
