@@ -56,3 +56,31 @@ def write_gradcam(path: Path, values: np.ndarray, transform=None) -> str:
 
     write_float_cog(path, values, transform=transform or transform_at(), crs=CRS, name="gradcam")
     return str(path)
+
+
+def assert_full_relink(gpkg: Path, tracking) -> None:
+    """The file holds what ``build_tracks`` over every polar low in it gives with ``tracking``:
+    the track id of each polar low in both low layers, and every ``tracks`` row."""
+    from scanner.forecast.tracks import build_tracks
+    from scanner.outputs.gpkg import read_layer
+    from scanner.outputs.gpkg_forecast import read_sightings
+
+    sightings, max_prob = read_sightings(gpkg)
+    tracks = build_tracks(sightings, tracking.max_gap_s, tracking.max_speed_ms)
+    expected = {s.id: t.id for t in tracks for s in t.sightings}
+    for layer in ("polar_lows", "polar_low_footprints"):
+        df = read_layer(gpkg, layer)
+        assert dict(zip(df["polar_low_id"], df["track_id"], strict=True)) == expected, layer
+    drawn = {t.id: t for t in tracks if len(t.sightings) > 1}
+    got = read_layer(gpkg, "tracks")
+    assert got["track_id"].is_unique
+    assert sorted(got["track_id"]) == sorted(drawn)
+    for row in got.itertuples():
+        t = drawn[row.track_id]
+        assert row.polar_low_ids == ",".join(s.id for s in t.sightings)
+        assert (row.n_sightings, row.first_time, row.last_time) == (len(t.sightings), t.first,
+                                                                     t.last)  # fmt: skip
+        assert (row.mean_speed_ms, row.heading_deg) == (t.mean_speed_ms, t.heading_deg)
+        assert row.distance_km == t.distance_m / 1000
+        assert row.max_probability == max(max_prob[s.id] for s in t.sightings)
+        assert list(row.geometry.coords) == [(s.x, s.y) for s in t.sightings]

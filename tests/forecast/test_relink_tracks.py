@@ -13,11 +13,9 @@ import pytest
 
 import cli
 from scanner.forecast import TrackingConfig
-from scanner.forecast.tracks import build_tracks
 from scanner.outputs.gpkg import read_layer, write_results
-from scanner.outputs.gpkg_forecast import read_sightings
 from scanner.record import Record
-from tests.forecast.helpers import crop, mosaic, prov
+from tests.forecast.helpers import assert_full_relink, crop, mosaic, prov
 from tests.forecast.test_gpkg_forecast import night, publish
 
 KM_PER_H = 25_000.0  # the vortex drifts 25 km/h (7 m/s) in +x of EPSG:3413
@@ -61,31 +59,6 @@ def digest(path: Path) -> str:
 def track_ids(gpkg: Path, layer: str = "polar_lows") -> dict[str, str]:
     df = read_layer(gpkg, layer)
     return dict(zip(df["mosaic_id"], df["track_id"], strict=True))
-
-
-def assert_full_relink(gpkg: Path, tracking: TrackingConfig) -> None:
-    """The file holds what build_tracks over every polar low in it gives."""
-    sightings, max_prob = read_sightings(gpkg)
-    tracks = build_tracks(sightings, tracking.max_gap_s, tracking.max_speed_ms)
-    expected = {s.id: t.id for t in tracks for s in t.sightings}
-    for layer in ("polar_lows", "polar_low_footprints"):
-        df = read_layer(gpkg, layer)
-        assert dict(zip(df["polar_low_id"], df["track_id"], strict=True)) == expected, layer
-    drawn = {t.id: t for t in tracks if len(t.sightings) > 1}
-    got = read_layer(gpkg, "tracks")
-    assert sorted(got["track_id"]) == sorted(drawn)
-    for row in got.itertuples():
-        t = drawn[row.track_id]
-        assert row.polar_low_ids == ",".join(s.id for s in t.sightings)
-        assert (row.n_sightings, row.first_time, row.last_time) == (
-            len(t.sightings),
-            t.first,
-            t.last,
-        )
-        assert (row.mean_speed_ms, row.heading_deg) == (t.mean_speed_ms, t.heading_deg)
-        assert row.distance_km == t.distance_m / 1000
-        assert row.max_probability == max(max_prob[s.id] for s in t.sightings)
-        assert list(row.geometry.coords) == [(s.x, s.y) for s in t.sightings]
 
 
 def test_new_settings_relink_every_night_as_a_full_relink(out, tmp_path, capsys):

@@ -13,15 +13,13 @@ from shapely.geometry import box
 
 from scanner.forecast import TrackingConfig
 from scanner.forecast.objects import PolarLow
-from scanner.forecast.tracks import build_tracks
 from scanner.outputs.gpkg import read_layer, write_results
 from scanner.outputs.gpkg_forecast import (
     forecast_update,
-    read_sightings,
     relink_span,
     time_text,
 )
-from tests.forecast.helpers import crop, mosaic, prov
+from tests.forecast.helpers import assert_full_relink, crop, mosaic, prov
 
 GEOD = Geod(ellps="WGS84")
 TO_XY = Transformer.from_crs("EPSG:4326", "EPSG:3413", always_xy=True)
@@ -167,28 +165,6 @@ def publish(gpkg, lows, mosaic_ids) -> None:
     write_results(gpkg, [], also=[forecast_update(lows, mosaic_ids, TRACKING)])
 
 
-def assert_as_if_all_relinked(gpkg) -> None:
-    sightings, max_prob = read_sightings(gpkg)
-    tracks = build_tracks(sightings, TRACKING.max_gap_s, TRACKING.max_speed_ms)
-    expected_ids = {s.id: t.id for t in tracks for s in t.sightings}
-    for layer in ("polar_lows", "polar_low_footprints"):
-        df = read_layer(gpkg, layer)
-        assert dict(zip(df["polar_low_id"], df["track_id"], strict=True)) == expected_ids, layer
-    got = read_layer(gpkg, "tracks")
-    assert got["track_id"].is_unique
-    expected = {t.id: t for t in tracks if len(t.sightings) > 1}
-    assert set(got["track_id"]) == set(expected)
-    for row in got.itertuples():
-        t = expected[row.track_id]
-        assert row.n_sightings == len(t.sightings)
-        assert row.polar_low_ids == ",".join(s.id for s in t.sightings)
-        assert (row.mean_speed_ms, row.heading_deg) == (t.mean_speed_ms, t.heading_deg)
-        assert row.distance_km == t.distance_m / 1000
-        assert (row.first_time, row.last_time) == (t.first, t.last)
-        assert row.max_probability == max(max_prob[s.id] for s in t.sightings)
-        assert list(row.geometry.coords) == [(s.x, s.y) for s in t.sightings]
-
-
 @pytest.mark.parametrize("seed", [1])  # seeds 1-12 all pass; one keeps the test quick
 def test_random_publishes_end_as_a_full_relink(tmp_path, seed):
     rng = random.Random(seed)
@@ -204,25 +180,25 @@ def test_random_publishes_end_as_a_full_relink(tmp_path, seed):
     for mid in order:
         publish(gpkg, world.lows(mid), [mid])
         added.append(mid)
-        assert_as_if_all_relinked(gpkg)
+        assert_full_relink(gpkg, TRACKING)
         if rng.random() < 0.25:  # a rerun: other polar lows, a little later
             again = rng.choice(added)
             publish(gpkg, world.lows(again, shift_min=rng.uniform(0, 40)), [again])
-            assert_as_if_all_relinked(gpkg)
+            assert_full_relink(gpkg, TRACKING)
         n_tracks = max(n_tracks, len(read_layer(gpkg, "tracks")))
     assert n_tracks >= 3  # the scenario does link
 
     # the middle of the split cluster loses its polar lows: the cluster splits in two
     publish(gpkg, [], ["split-b"])
-    assert_as_if_all_relinked(gpkg)
+    assert_full_relink(gpkg, TRACKING)
     lows = read_layer(gpkg, "polar_lows")
     assert "split-b" not in set(lows["mosaic_id"])
     # and gets them back; then two mosaics replaced at once, far apart in time
     publish(gpkg, world.lows("split-b"), ["split-b"])
-    assert_as_if_all_relinked(gpkg)
+    assert_full_relink(gpkg, TRACKING)
     pair = ["e0m0", "e2m1"]
     publish(gpkg, world.lows("e0m0") + world.lows("e2m1"), pair)
-    assert_as_if_all_relinked(gpkg)
+    assert_full_relink(gpkg, TRACKING)
 
 
 def test_the_split_is_two_tracks(tmp_path):
@@ -235,4 +211,4 @@ def test_the_split_is_two_tracks(tmp_path):
     publish(gpkg, [], ["s1"])  # 18 h between what is left: no link
     assert len(read_layer(gpkg, "tracks")) == 0
     assert read_layer(gpkg, "polar_lows")["track_id"].nunique() == 2
-    assert_as_if_all_relinked(gpkg)
+    assert_full_relink(gpkg, TRACKING)
