@@ -110,7 +110,7 @@ def write_results(
 
 
 #: the index a publish by this version creates (with every datetime of the file normalised)
-MARK = "idx_windows_mosaic_id"
+MARK = gpkg_sql.index_name("windows", "mosaic_id")
 
 #: SQL column type of each frame dtype (GeoPackage 1.2 data types)
 _SQL_TYPES = {"object": "TEXT", "float64": "DOUBLE", "int64": "INTEGER", "bool": "BOOLEAN"}

@@ -52,7 +52,7 @@ INDEXES = (
     ("polar_lows", "polar_low_id"),
     ("polar_low_footprints", "polar_low_id"),
 )
-TIME_INDEX = "idx_polar_lows_time"  # gpkg_sql.create_indexes names them idx_<table>_<column>
+TIME_INDEX = gpkg_sql.index_name("polar_lows", "time")
 
 Step = Callable[[Path, Any], None]
 

@@ -75,17 +75,21 @@ def delete_rows(path: Path, where: Sequence[tuple[str, str, Sequence[str]]]) -> 
                 con.execute(f'DELETE FROM "{table}" WHERE "{column}" IN ({marks})', list(values))
 
 
+def index_name(table: str, column: str) -> str:
+    """The name :func:`create_indexes` gives the index of ``table``'s ``column``."""
+    return f"idx_{table}_{column}"
+
+
 def create_indexes(path: Path, indexes: Sequence[tuple[str, str]]) -> None:
-    """An ordinary SQLite index ``idx_<table>_<column>`` on each (table, column) that lacks one
+    """An ordinary SQLite index (:func:`index_name`) on each (table, column) that lacks one
     (tables not in the file are passed over). The GeoPackage spec allows them beside its own
     tables; GDAL and QGIS read and append through them."""
     present = tables(path)
     with connect(path) as con:
         for table, column in indexes:
             if table in present:
-                con.execute(
-                    f'CREATE INDEX IF NOT EXISTS "idx_{table}_{column}" ON "{table}" ("{column}")'
-                )
+                name = index_name(table, column)
+                con.execute(f'CREATE INDEX IF NOT EXISTS "{name}" ON "{table}" ("{column}")')
 
 
 def normalise_datetimes(

@@ -178,13 +178,7 @@ def write_stac(out_dir: str | Path, mosaics: Sequence[MosaicResult], prov: Prove
         by_month.setdefault(month, {})[m.mosaic_id] = _item_doc(item.to_dict(
             include_self_link=False, transform_hrefs=False), month, title)  # fmt: skip
     for month, items in by_month.items():
-        for mid, doc in items.items():
-            _write(root / _item_href(month, mid), doc)
-    for month, items in by_month.items():
-        path = root / month / CATALOG
-        doc = _read(path) or _month_catalog(month, title)
-        if _add_links(doc, "item", {f"./{mid}/{mid}.json": None for mid in items}):
-            _write(path, doc)
+        _write_month(root, month, items, title)
     new_month = _add_links(root_doc, "child", _child_hrefs(by_month))  # root: only on a new month
     if new_month or not (root / CATALOG).is_file():
         _write(root / CATALOG, root_doc)
@@ -193,7 +187,7 @@ def write_stac(out_dir: str | Path, mosaics: Sequence[MosaicResult], prov: Prove
 
 def read_catalog(out_dir: str | Path):
     """The root :class:`pystac.Catalog` of ``<out_dir>/stac``; its items are one level down
-    (``get_all_items()``, recursive)."""
+    (``get_items(recursive=True)``)."""
     import pystac
 
     return pystac.Catalog.from_file(str(Path(out_dir) / "stac" / CATALOG))
@@ -221,6 +215,18 @@ def _child_hrefs(months: dict[str, Any]) -> dict[str, str | None]:
 
 def _item_href(month: str, mosaic_id: str) -> str:
     return f"{month}/{mosaic_id}/{mosaic_id}.json"
+
+
+def _write_month(root: Path, month: str, items: dict[str, dict[str, Any]], title: str | None):
+    """Write the ``items`` (id → item dict) of ``month`` under ``root``, then link them from
+    the month's catalog (made if absent; rewritten only when a link is new): a crash in between
+    leaves an unlinked item, never a link to a missing one."""
+    for mid, doc in items.items():
+        _write(root / _item_href(month, mid), doc)
+    path = root / month / CATALOG
+    doc = _read(path) or _month_catalog(month, title)
+    if _add_links(doc, "item", {f"./{mid}/{mid}.json": None for mid in items}):
+        _write(path, doc)
 
 
 def _link(rel: str, href: str, title: str | None = None, media: str = JSON_MEDIA_TYPE) -> dict:
@@ -310,11 +316,7 @@ def _migrate_flat(root: Path, root_doc: dict[str, Any]) -> dict[str, Any]:
     new_root = {**root_doc, "links": keep}
     with atomic_path(root) as tmp:
         for month, items in by_month.items():
-            for mid, doc in items.items():
-                _write(tmp / _item_href(month, mid), doc)
-            cat = _month_catalog(month, title)
-            _add_links(cat, "item", {f"./{mid}/{mid}.json": None for mid in items})
-            _write(tmp / month / CATALOG, cat)
+            _write_month(tmp, month, items, title)
         _add_links(new_root, "child", _child_hrefs(by_month))
         _write(tmp / CATALOG, new_root)
     n = sum(map(len, by_month.values()))

@@ -9,9 +9,9 @@ shared file behind. Workers write only per-mosaic files under unique names.
 Finished mosaics are written in batches: ``publish_batch`` of them, or fewer once the oldest
 has waited ``publish_interval_s``, go into ``detections.gpkg`` and the STAC catalog in one
 transaction, and only then are their scenes marked processed in the record. The writer spends
-at most a fifth of the time writing (:func:`batch_due`), so batches grow as the archive does. Every GeoPackage
-transaction copies the file (crash safety), so one per mosaic would make a backfill into a
-large archive quadratic (``benchmarks/bench_publish.py``). A mosaic that has finished but is
+at most a fifth of the time writing (:func:`batch_due`), so batches grow as the archive does.
+Every GeoPackage transaction copies the file (crash safety), so one per mosaic would make a
+backfill into a large archive quadratic (``benchmarks/bench_publish.py``). A mosaic that has finished but is
 not yet written is simply redone by the next run if this one is killed; :meth:`flush` writes
 what is pending when the run ends or stops. If a batch cannot be written, its mosaics are
 written one by one, so a bad mosaic fails only itself.
@@ -143,7 +143,8 @@ class Publisher:
         t0 = time.monotonic()
         try:
             written = self.publish_mosaics([res.result for _, res in batch])
-            self._last_write_s, self._last_write_end = time.monotonic() - t0, time.monotonic()
+            self._last_write_end = time.monotonic()
+            self._last_write_s = self._last_write_end - t0
         except Exception as err:  # noqa: BLE001 - decided per mosaic below
             if len(batch) == 1 or as_disk_full(err, self.ctx.out_dir) is not None:
                 for job, _ in batch:
