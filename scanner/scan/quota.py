@@ -126,6 +126,10 @@ def notice(used: int, limit: int | None, deferred_scenes: int, month: str) -> st
 
     if not deferred_scenes:
         return None
-    budget = "no budget" if limit is None else f"{limit / GB:g} GB"
-    return (f"monthly quota: {used / GB:.2f} of {budget} used; {deferred_scenes} scene(s) "
+    return (f"monthly quota: {used / GB:.2f} of {limit_text(limit)} used; {deferred_scenes} scene(s) "
             f"deferred to {next_month(month)}")  # fmt: skip
+
+
+def limit_text(limit: int | None) -> str:
+    """A budget in bytes as said in the log and the notices: ``5000 GB`` or ``no budget``."""
+    return "no budget" if limit is None else f"{limit / GB:g} GB"

@@ -169,10 +169,8 @@ def _budget(rec, source_name: str, config: ScanConfig):
     if not quota.counts_bytes(config.source):
         return None, None
     budget = quota.plan_budget(rec, source_name, config.quota_gb_per_month, config.access)
-    used = budget.used / quota.GB
-    limit = "no budget" if budget.limit is None else f"{budget.limit / quota.GB:g} GB"
-    log.info("monthly quota %s: %.2f GB of %s used from %s", budget.month, used, limit,
-             source_name)  # fmt: skip
+    log.info("monthly quota %s: %.2f GB of %s used from %s", budget.month,
+             budget.used / quota.GB, quota.limit_text(budget.limit), source_name)  # fmt: skip
     guard = quota.QuotaGuard(budget, lambda month: rec.fetched_in_month(month, source_name))
     return budget, guard
 
