@@ -22,16 +22,26 @@ still holds its rows; tracks extended since show their newest state), reusing th
 ``report/<that-run>/`` (no plot drawn again, no HTML copied and patched). Not chosen: finding
 the run in the GeoPackage's ``runs`` layer (it lacks the model path, threshold and scene counts
 the page shows) or scanning the report folders (run ids need not sort by time). Anything
-missing (pointer, folder, ``page.json``, the map picture) falls back to the empty run's page.
+missing (folder, ``page.json``, the map picture) falls back to the empty run's page.
+
+**Without ``latest.json``** (a folder written before it existed, or the file lost), the latest
+page itself says which run it shows (``<title>polarscan <run></title>``, in every version). If
+that run's folder has a ``page.json`` (this version drew it) and the run is substantive, it is
+re-rendered as above. If it has none, an older version drew the page: it is kept as it is, with
+only the banner put in at the top of ``<body>`` (replacing the banner an earlier empty run put
+there), until the next substantive run writes ``latest.json``. Its run's summary cannot be had
+again (not chosen: rebuilding it from the record's ``runs`` table, which lacks the failures,
+notices and pictures), and the old page already shows what it should.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from html import escape
+from html import escape, unescape
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +52,10 @@ log = logging.getLogger(__name__)
 
 PAGE = "page.json"  # in each run's folder: what its page was rendered from
 LATEST = "latest.json"  # in report/: the substantive run report/index.html shows
+#: the run a page shows, in every version's latest page
+TITLE = re.compile(r"<title>polarscan ([^<]+)</title>")
+#: the "Last checked" banner an empty run put into an older version's page
+OLD_BANNER = re.compile(r'<p class="banner" id="last-checked"[^>]*>.*?</p>\n', re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -88,13 +102,16 @@ def _rows(pairs) -> str:
     return "".join(f"<tr><th>{escape(str(k))}</th><td>{escape(str(v))}</td></tr>" for k, v in pairs)
 
 
+BANNER_STYLE = "background:#fff4d6;border:1px solid #d9b44a;padding:.5em 1em;margin:0 0 1em"
 CSS = """body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;max-width:1100px;color:#222}
 h1{font-size:1.4em}table{border-collapse:collapse;margin:.5em 0}th,td{padding:2px 10px;
 text-align:left;border-bottom:1px solid #ddd}.lows{display:flex;flex-wrap:wrap;gap:1em}
 .low{border:1px solid #ccc;padding:.5em;width:460px;box-sizing:border-box}
 .low table{width:100%;table-layout:fixed}.low td{overflow-wrap:anywhere}.low th{width:7em}
 .none{color:#666}img{max-width:100%}
-.banner{background:#fff4d6;border:1px solid #d9b44a;padding:.5em 1em;margin:0 0 1em}"""
+"""
+# inline too on the banner put into an older version's page, whose CSS lacks it
+CSS += ".banner{" + BANNER_STYLE + "}"
 
 
 def substantive(summary: dict) -> bool:
@@ -211,19 +228,23 @@ def write_report(out_dir: str | Path, summary: dict) -> Path:
 
 
 def _last_substantive_page(out: Path, summary: dict) -> str | None:
-    """The latest page after the empty run ``summary``: the run ``report/latest.json`` names,
-    re-rendered from its folder under the "Last checked" banner; None when there is no such run
+    """The latest page after the empty run ``summary``: the run ``report/latest.json`` names
+    (without it: the run the latest page shows), re-rendered from its folder under the "Last
+    checked" banner, or an older version's page kept under it; None when there is no such run
     (or it cannot be shown: logged)."""
     report, run_id = out / "report", summary["run_id"]
     try:
         other = json.loads((report / LATEST).read_text(encoding="utf-8"))["run_id"]
-    except FileNotFoundError:
-        return None  # no substantive run yet
+        pointed = True
+    except FileNotFoundError:  # none yet, or a folder from before latest.json
+        other, pointed = _shown_run(report), False
     except (OSError, ValueError, KeyError, TypeError) as err:
         log.warning("unreadable %s: %s", report / LATEST, err)
         return None
     if not isinstance(other, str) or not _plain_name(other) or other == run_id:
         return None  # this run's own folder (a rerun under the same id) holds nothing else
+    if not pointed and not (report / other / PAGE).exists():
+        return _older_page(report, other, _banner(summary))
     try:
         page = json.loads((report / other / PAGE).read_text(encoding="utf-8"))
         shown, images = dict(page["summary"]), dict(page["images"])
@@ -231,15 +252,48 @@ def _last_substantive_page(out: Path, summary: dict) -> str | None:
                   if isinstance(v, str) and _plain_name(v) and (report / other / v).is_file()}  # fmt: skip
         if shown.get("run_id") != other or "map" not in images:
             raise ValueError(f"{PAGE} of run {other} is not that run's page or lacks its map")
+        if not pointed and not substantive(shown):
+            return None  # the page shows an empty run: no substantive run has happened yet
         night = read_night(out / "detections.gpkg", other)
-        link = f'<a href="{escape(run_id)}/index.html">{escape(run_id)}</a>'
-        banner = f"Last checked {escape(_when(summary))} (run {link}): no new scenes since."
-        for notice in summary.get("notices") or ():  # e.g. scenes deferred by the data quota
-            banner += f"<br>{escape(notice)}"
-        return render_html(shown, night, images, f"{other}/", "../", banner)
+        return render_html(shown, night, images, f"{other}/", "../", _banner(summary))
     except Exception as err:  # noqa: BLE001 - the latest page then shows this (empty) run
         log.warning("cannot show run %s on the latest page: %s", other, err)
         return None
+
+
+def _banner(summary: dict) -> str:
+    """The "Last checked" line (HTML) of the empty run ``summary``, with its notices."""
+    run_id = summary["run_id"]
+    link = f'<a href="{escape(run_id)}/index.html">{escape(run_id)}</a>'
+    banner = f"Last checked {escape(_when(summary))} (run {link}): no new scenes since."
+    for notice in summary.get("notices") or ():  # e.g. scenes deferred by the data quota
+        banner += f"<br>{escape(notice)}"
+    return banner
+
+
+def _shown_run(report: Path) -> str | None:
+    """The run ``report/index.html`` shows (from its title), or None."""
+    try:
+        found = TITLE.search((report / "index.html").read_text(encoding="utf-8"))
+    except OSError:
+        return None
+    return unescape(found.group(1)) if found else None
+
+
+def _older_page(report: Path, other: str, banner: str) -> str | None:
+    """``report/index.html`` as an older version drew it for run ``other``, under ``banner``
+    (in place of an earlier one); None when its run folder (its pictures) is gone."""
+    try:
+        html = (report / "index.html").read_text(encoding="utf-8")
+    except OSError as err:
+        log.warning("cannot keep the latest page of run %s: %s", other, err)
+        return None
+    if not (report / other / "index.html").is_file() or "<body>" not in html:
+        log.warning("cannot keep the latest page of run %s: its folder or <body> is gone", other)
+        return None
+    html = OLD_BANNER.sub("", html)
+    tag = f'<p class="banner" id="last-checked" style="{BANNER_STYLE}">{banner}</p>\n'
+    return html.replace("<body>", f"<body>\n{tag}", 1)
 
 
 def _plain_name(name: str) -> bool:
