@@ -27,7 +27,8 @@ the next search finds them again), --clear-lock (remove the lock a crashed scan 
 (quota_gb_per_month in the scan config; the listing ends with this month's total).
 --relink-tracks links every polar low in OUT/detections.gpkg again with the tracking settings
 of --config (default configs/scan.yaml; tracking: max_gap_h, max_speed_ms), after they changed:
-each scan relinks only the nights around what it publishes. Refused while a scan runs in OUT.
+each scan relinks only the nights around what it publishes. Refused while a scan runs in OUT;
+holds OUT's run lock while it runs, so a scan started meanwhile is refused.
 Exit 0: done; 2: bad usage, unknown ids, no or unreadable record, no detections.gpkg, a scan
 running (nothing is changed).
 """

@@ -9,13 +9,19 @@ repair gives the file what linking every polar low with the current settings giv
 mosaics (:func:`scanner.outputs.gpkg.write_results`: writer lock, copy-on-write, check, rename),
 so a failure leaves the previous file as it was; and never while a scan holds the folder's run
 lock (that scan's publishes relink with its own settings).
+
+While it runs, the relink holds that run lock itself (the :class:`~scanner.record.claims.RunLock`
+a scan takes): a scan started meanwhile is refused as a second scan is (exit 2, naming the
+holder), and the lock is released when the relink ends, also on an error. A folder with a
+GeoPackage but no record gets an empty record, as its first scan would, to hold the lock in.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
-from datetime import UTC, datetime
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +38,8 @@ def relink_tracks(args: argparse.Namespace) -> int:
     from scanner.scan.publish import gpkg_path
 
     config_path = args.config if args.config is not None else default_config("scan.yaml")
-    tracking = load_config(ScanConfig, config_path).tracking
+    config = load_config(ScanConfig, config_path)
+    tracking = config.tracking
     out = Path(args.out)
     gpkg = gpkg_path(out)
     if not gpkg.is_file():
@@ -45,17 +52,17 @@ def relink_tracks(args: argparse.Namespace) -> int:
         raise UsageError(
             f"{gpkg} is not a GeoPackage", "check --out, or move the file aside", key="out"
         )
-    _refuse_if_scanning(out)
     say = sys.stderr if args.json else sys.stdout
     settings = {"max_gap_h": tracking.max_gap_h, "max_speed_ms": tracking.max_speed_ms}
-    if "polar_lows" not in gpkg_sql.tables(gpkg):
-        print(f"{gpkg} has no polar_lows layer (no scan has found polar lows in it yet): "
-              "nothing to relink; the file is unchanged", file=say)  # fmt: skip
-        if args.json:
-            print_json(_report(gpkg, settings, None), indent=1)
-        return 0
-    step, done = relink_all(tracking)
-    write_results(gpkg, [], also=[step])
+    with holding_run_lock(out, config.claim_ttl_s):
+        if "polar_lows" not in gpkg_sql.tables(gpkg):
+            print(f"{gpkg} has no polar_lows layer (no scan has found polar lows in it yet): "
+                  "nothing to relink; the file is unchanged", file=say)  # fmt: skip
+            if args.json:
+                print_json(_report(gpkg, settings, None), indent=1)
+            return 0
+        step, done = relink_all(tracking)
+        write_results(gpkg, [], also=[step])
     report = _report(gpkg, settings, done)
     if args.json:
         print_json(report, indent=1)
@@ -73,21 +80,25 @@ def relink_tracks(args: argparse.Namespace) -> int:
     return 0
 
 
-def _refuse_if_scanning(out: Path) -> None:
-    """A :class:`UsageError` when a live scan holds the run lock of ``out`` (a folder without a
-    record has never been scanned, so none can)."""
-    from scanner.record import Record, record_path
+@contextlib.contextmanager
+def holding_run_lock(out: Path, ttl: float) -> Iterator[None]:
+    """Hold the run lock of ``out``'s record (the one :func:`scanner.scan.run.scan` takes) for
+    the body; released after it, also when it fails. A live scan holding it already: a
+    :class:`UsageError` saying the tracks were not relinked (a scan that takes it between that
+    check and ours meets :class:`~scanner.record.claims.RunLock`'s own refusal, also exit 2)."""
+    from scanner.record import Record, new_run_id
+    from scanner.record.db import now_utc
 
-    if not record_path(out).is_file():
-        return
-    with Record.open(out, create=False) as rec:
+    with Record.open(out) as rec:
         holder = rec.lock_holder()
-    if holder is not None and not holder.is_stale(datetime.now(UTC)):
-        raise UsageError(
-            f"a scan is running in {out}: {holder.describe()}; the tracks were not relinked",
-            "rerun --relink-tracks after it finishes; if that process is dead, run "
-            f"`polarscan catalog --out {out} --clear-lock` first",
-        )
+        if holder is not None and not holder.is_stale(now_utc()):
+            raise UsageError(
+                f"a scan is running in {out}: {holder.describe()}; the tracks were not relinked",
+                "rerun --relink-tracks after it finishes; if that process is dead, run "
+                f"`polarscan catalog --out {out} --clear-lock` first",
+            )
+        with rec.lock(f"relink-tracks-{new_run_id()}", ttl):
+            yield
 
 
 def _report(gpkg: Path, settings: dict[str, float], done: Any) -> dict[str, Any]:
