@@ -3,10 +3,16 @@
 One synthetic EW scene (real sample grid and LUTs, speckle at EW's 10.7 looks) is written as an
 original SAFE (zipped, as CDSE serves it) and as its COG twin (``gdal_translate -of COG`` as
 CDSE's ``GRD2COG.sh``: ZSTD, 1024 tiles, 6 RMS overviews). Both go into moto's S3 server (its
-own process, tests/support/s3server.py) under real ``S3Path``-style keys. Per round, alternately:
+own process, tests/support/s3server.py) under real ``S3Path``-style keys. One untimed s3 read
+first (imports, GDAL's first use), then per round:
 
 - s3:       ``build_mosaic('/vsis3/eodata/<twin key>')`` — XML by signed GETs, block radiometry
             from the RMS overviews (after the one-tile check), nothing written but the mosaic;
+- s3+meter: the same inside a byte meter's scope (``polarscan.common.meter.metered``, as a
+            scan's mosaic stage reads in place): the product notes the blocks of every read and
+            estimates GDAL's TIFF bytes from them at close. s3 and s3+meter swap places every
+            round; their time ratio is the cost of block-noting, and the meter's count is set
+            against the server's log;
 - download: the original's zip fetched from the same server (``polarscan.common.http.download``
             with its MD5 verified, as a CDSE download) then ``build_mosaic(zip)``.
 
@@ -20,6 +26,7 @@ size (every object under its key) and ÷ the original zip (target ≤ 5 %). GDAL
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import os
 import statistics
@@ -65,6 +72,7 @@ def main() -> None:
     logging.getLogger("scanner.safe.radiometry").setLevel(logging.INFO)  # which overview
 
     from polarscan.common.http import download
+    from polarscan.common.meter import metered
     from scanner.demo.cog_twin import write_cog_twin
     from scanner.demo.synthetic_product import write_product
     from scanner.mosaic import build_mosaic
@@ -92,34 +100,56 @@ def main() -> None:
               f"{zip_size / 1e6:.1f} MB")  # fmt: skip
         os.environ.update(s3.env())
 
-        runs: dict[str, list[float]] = {"s3": [], "download": []}
-        read: list[int] = []
+        # untimed: the first read pays for imports and GDAL's first use, whichever variant it is
+        build_mosaic([f"/vsis3/eodata/{twin_key}"], work / "warm-up.tif", cfg)
+        runs: dict[str, list[float]] = {"s3": [], "s3+meter": [], "download": []}
+        read: dict[str, list[int]] = {"s3": [], "s3+meter": []}
         tiff_read: list[int] = []
+        counted: list[tuple[int, int]] = []  # the meter's (measured, estimated) bytes
         for i in range(args.rounds):
-            for name in runs:
+            order = ["s3", "s3+meter"] if i % 2 == 0 else ["s3+meter", "s3"]
+            for name in [*order, "download"]:
                 out = work / f"{name}-{i}.tif"
                 s3.reset_log()
+                meter = None
                 t0 = time.perf_counter()
-                if name == "s3":
-                    result = build_mosaic([f"/vsis3/eodata/{twin_key}"], out, cfg)
-                else:
+                if name == "download":
                     dest = work / f"dl-{i}.zip"
                     download(url, dest, expected_size=zip_size, checksum=("MD5", md5))
                     result = build_mosaic([dest], out, cfg)
                     dest.unlink()
+                else:
+                    scope = metered() if name == "s3+meter" else contextlib.nullcontext()
+                    with scope as meter:
+                        result = build_mosaic([f"/vsis3/eodata/{twin_key}"], out, cfg)
                 runs[name].append(time.perf_counter() - t0)
                 assert result.path is not None and Path(result.path).is_file()
+                if name in read:
+                    read[name].append(s3.bytes_sent())
                 if name == "s3":
-                    read.append(s3.bytes_sent())
                     tiff_read.append(s3.bytes_sent(".tiff"))
+                if meter is not None:
+                    assert meter.estimated > 0, "no TIFF blocks were noted under the meter"
+                    counted.append((meter.measured, meter.estimated))
 
         med = {k: statistics.median(v) for k, v in runs.items()}
-        b = statistics.median(read)
+        b = statistics.median(read["s3"])
+        bm = statistics.median(read["s3+meter"])
         bt = statistics.median(tiff_read)
+        measured = statistics.median(m for m, _ in counted)
+        estimated = statistics.median(e for _, e in counted)
         print(f"\n{args.rounds} rounds, mosaic at {args.resolution:.0f} m, median s per scene")
         for k, v in runs.items():
             print(f"  {k:9s} {med[k]:7.2f} s   (runs: {', '.join(f'{x:.2f}' for x in v)})")
         print(f"time s3 / download = {med['s3'] / med['download']:.2f}")
+        ratios = [m / o for m, o in zip(runs["s3+meter"], runs["s3"], strict=True)]
+        print(f"block-noting on ÷ off: time s3+meter / s3 = {med['s3+meter'] / med['s3']:.3f} "
+              f"(per round: {', '.join(f'{r:.3f}' for r in ratios)}); bytes over the wire "
+              f"{bm / 1e6:.2f} / {b / 1e6:.2f} MB = {bm / b:.4f}")  # fmt: skip
+        print(f"  the meter counted {measured / 1e6:.2f} MB measured (S3 client) + "
+              f"{estimated / 1e6:.2f} MB estimated (TIFF blocks) = "
+              f"{(measured + estimated) / 1e6:.2f} MB ÷ the server's log "
+              f"{bm / 1e6:.2f} MB = {(measured + estimated) / bm:.4f}")  # fmt: skip
         print(f"bytes read in place per scene: {b / 1e6:.2f} MB (TIFFs {bt / 1e6:.2f} MB)")
         print(f"  ÷ twin product {twin_size / 1e6:.1f} MB = {b / twin_size:.1%}  (target <= 5 %)")
         print(f"  ÷ original zip {zip_size / 1e6:.1f} MB = {b / zip_size:.1%}")
