@@ -1,7 +1,7 @@
 """Publishing one mosaic into ``detections.gpkg`` vs the size of the archive already in it.
 
 The scan's single writer adds each finished mosaic's rows (scenes, windows, detections, polar
-lows, tracks) in one copy-on-write transaction (``scanner.outputs.gpkg.write_results`` with the
+lows, tracks) in one SQLite transaction (``scanner.outputs.gpkg.write_results`` with the
 ``forecast_update`` step). This measures, side by side in one run, what one such publish costs
 when the file already holds N mosaics, for several N, and what one publish of a *batch* of B
 mosaics costs (per mosaic), which is what the publisher's batching buys.

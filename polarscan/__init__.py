@@ -5,3 +5,8 @@ command line (:mod:`polarscan.cli`, :mod:`polarscan.commands`) and the packaged 
 (:mod:`polarscan.resources`: default configs, demo weights and sample). The stages live in the
 top-level packages :mod:`scanner` and :mod:`training`.
 """
+
+# Bind Python's sqlite3 to the system SQLite before anything loads TensorFlow, which exports the
+# symbols of its own SQLite build: that one lacks the R*Tree module of GeoPackage spatial indexes
+# (scanner.outputs.gpkg_tx says so if it happens anyway).
+import sqlite3  # noqa: F401

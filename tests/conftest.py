@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3  # noqa: F401  before TensorFlow: see scanner/__init__.py
 import sys
 from pathlib import Path
 

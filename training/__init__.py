@@ -7,6 +7,11 @@ from __future__ import annotations
 
 import importlib
 
+# Bind Python's sqlite3 to the system SQLite before anything loads TensorFlow, which exports the
+# symbols of its own SQLite build: that one lacks the R*Tree module of GeoPackage spatial indexes
+# (scanner.outputs.gpkg_tx says so if it happens anyway).
+import sqlite3  # noqa: F401
+
 _EXPORTS = {
     "build_model": "training.model",
     "GRADCAM_LAYER": "training.model",

@@ -6,7 +6,7 @@ change of ``tracking.max_gap_h`` / ``max_speed_ms`` keep the links of the old se
 repair gives the file what linking every polar low with the current settings gives
 (:func:`scanner.forecast.tracks.build_tracks`): track ids in ``polar_lows`` and
 ``polar_low_footprints``, and the whole ``tracks`` layer. It runs as a GeoPackage write with no
-mosaics (:func:`scanner.outputs.gpkg.write_results`: writer lock, copy-on-write, check, rename),
+mosaics (:func:`scanner.outputs.gpkg.write_results`: writer lock, one SQLite transaction),
 so a failure leaves the previous file as it was; and never while a scan holds the folder's run
 lock (that scan's publishes relink with its own settings).
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from polarscan.common.errors import UsageError
 from scanner.analysis.archive import GPKG, check_scan_folder, not_a_scan_output
+from scanner.outputs.gpkg_tx import recover
 
 if TYPE_CHECKING:
     import geopandas
@@ -42,6 +43,7 @@ def open_detections(out: str | Path) -> ScanDetections:
     gpkg = path / GPKG
     if not gpkg.is_file():
         raise not_a_scan_output(path, f"no {GPKG} in it")
+    recover(gpkg)  # an update a killed scan left unfinished fails GDAL's read-only open
     try:
         layers = {name for name, _ in pyogrio.list_layers(gpkg)}
     except DataSourceError as err:

@@ -13,31 +13,34 @@ Written as GeoPackage 1.2 (GDAL ``VERSION=1.2``): QGIS 3.22 (GDAL 3.6) warns abo
 recent GDAL writes by default.
 
 Frames come from :mod:`scanner.outputs.frames` (pure), SQL on the file from
-:mod:`scanner.outputs.gpkg_sql`, and crash safety from :mod:`scanner.outputs.gpkg_tx`: the file is
-updated copy-on-write (the mosaic's old rows deleted in the copy, the new rows appended with
-pyogrio, the copy checked and renamed over the original) under an advisory writer lock, so a
-crash leaves the previous file intact and re-running a mosaic replaces its rows. The copy costs
-O(file size) per update, so callers should write all mosaics of a run in one call.
+:mod:`scanner.outputs.gpkg_sql` and :mod:`scanner.outputs.gpkg_rows`, and crash safety from
+:mod:`scanner.outputs.gpkg_tx`: under an advisory writer lock, GDAL creates the layers a file
+lacks (copy-on-write: a new file, or once after an upgrade), then one SQLite transaction on the
+file in place deletes the mosaics' old rows and inserts the new ones, so a crash leaves the
+previous content and re-running a mosaic replaces its rows. A publish costs what it writes
+(and the indexes it updates), not the size of the archive.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import sqlite3
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from polarscan.common.errors import ProcessingError, UsageError
 from scanner.mosaic.result import MosaicResult, Provenance
-from scanner.outputs import gpkg_sql
+from scanner.outputs import gpkg_rows, gpkg_sql
 from scanner.outputs.frames import (
     FEATURE_LAYERS,
+    FORECAST_GEOMETRY_TYPES,
     GEOMETRY_TYPES,
     SCHEMAS,
     empty_frame,
     mosaic_frames,
     runs_frame,
 )
-from scanner.outputs.gpkg_tx import copy_on_write, writer_lock
+from scanner.outputs.gpkg_tx import Step, copy_on_write, transaction, writer_lock
 from scanner.outputs.styles import STYLE_COLUMNS, STYLE_NAME, style_rows
 
 GPKG_VERSION = "1.2"
@@ -48,14 +51,14 @@ def write_results(
     results: Sequence[MosaicResult],
     provenance: Provenance | None = None,
     run: Mapping[str, Any] | None = None,
-    also: Sequence[Callable[[Path, Any], None]] = (),
+    also: Sequence[Step] = (),
 ) -> Path:
     """Add (or replace) the rows of ``results``' mosaics and the ``run`` record, atomically.
 
     Rows of a mosaic id already in the file are deleted first, so re-running a mosaic never
     duplicates it. The file's CRS is the first writer's; later mosaics are reprojected to it.
-    Each step in ``also`` runs on the working copy (with the file's CRS) inside the same
-    transaction, e.g. :func:`scanner.outputs.gpkg_forecast.forecast_update`.
+    Each step in ``also`` runs inside the same transaction, e.g.
+    :func:`scanner.outputs.gpkg_forecast.forecast_update`.
     """
     if results and provenance is None:
         raise ValueError("write_results needs the provenance of the mosaics it writes")
@@ -70,36 +73,29 @@ def write_results(
         exists = path.exists()
         crs = (_layer_crs(path) if exists else None) or (results[0].crs if results else "EPSG:3413")
         try:
-            with copy_on_write(path) as tmp:
-                present = gpkg_sql.tables(tmp) if exists else set()
+            needed = [*FEATURE_LAYERS, *(lay for step in also for lay in step.layers)]
+            _create_layers(path, crs, needed, run)
+            with transaction(path) as con:
                 # a file this version wrote before (its index is there) had every datetime
-                # normalised: only the rows written now need it, not the whole archive
-                after = (
-                    gpkg_sql.rowid_marks(tmp) if exists and gpkg_sql.has_index(tmp, MARK) else None
-                )
-                if exists:
-                    ids = [r.mosaic_id for r in results]
-                    where = [(layer, "mosaic_id", ids) for layer in FEATURE_LAYERS]
-                    if run is not None:
-                        where.append(("runs", "run_id", [str(run["run_id"])]))
-                    where.append(("layer_styles", "styleName", [STYLE_NAME]))
-                    gpkg_sql.delete_rows(tmp, where)
-                    add_missing_columns(tmp, [lay for lay in FEATURE_LAYERS if lay in present])
-                for layer in FEATURE_LAYERS:
-                    frame = _concat(frames[layer], layer, crs)
-                    if layer in present:
-                        frame = in_file_order(tmp, layer, frame)
-                    if len(frame) or layer not in present:
-                        _append(tmp, frame, layer, GEOMETRY_TYPES[layer], create=not tmp.exists())
-                # rows are replaced by mosaic id: indexed, a publish does not scan the archive
-                gpkg_sql.create_indexes(tmp, [(layer, "mosaic_id") for layer in FEATURE_LAYERS])
+                # normalised: only the rows written now could need it, not the whole archive
+                after = gpkg_sql.rowid_marks(con) if gpkg_sql.has_index(con, MARK) else None
+                ids = [r.mosaic_id for r in results]
+                where = [(layer, "mosaic_id", ids) for layer in FEATURE_LAYERS]
                 if run is not None:
-                    _append(tmp, runs_frame(run), "runs", None, create=False)
+                    where.append(("runs", "run_id", [str(run["run_id"])]))
+                where.append(("layer_styles", "styleName", [STYLE_NAME]))
+                gpkg_sql.delete_rows(con, where)
+                add_missing_columns(con, FEATURE_LAYERS)
+                for layer in FEATURE_LAYERS:
+                    gpkg_rows.insert(con, layer, _concat(frames[layer], layer, crs))
+                # rows are replaced by mosaic id: indexed, a publish does not scan the archive
+                gpkg_sql.create_indexes(con, [(layer, "mosaic_id") for layer in FEATURE_LAYERS])
+                if run is not None:
+                    gpkg_rows.insert(con, "runs", runs_frame(run))
                 for step in also:
-                    step(tmp, crs)
-                _append(tmp, _styles_frame(), "layer_styles", None, create=False)
-                gpkg_sql.normalise_datetimes(tmp, after=after)
-                gpkg_sql.quick_check(tmp)
+                    step.apply(con, crs)
+                gpkg_rows.insert(con, "layer_styles", _styles_frame())
+                gpkg_sql.normalise_datetimes(con, after=after)
         except (UsageError, ProcessingError):
             raise
         except Exception as err:
@@ -109,6 +105,31 @@ def write_results(
     return path
 
 
+def _create_layers(
+    path: Path, crs: Any, layers: Sequence[str], run: Mapping[str, Any] | None
+) -> None:
+    """Create, empty, the ``layers`` (and ``runs`` if a ``run`` is written, and
+    ``layer_styles``) that the file lacks, with GDAL, copy-on-write: a new file, or a file of
+    an older version, once."""
+    present = gpkg_sql.tables(path) if path.exists() else set()
+    empty: dict[str, tuple[Any, str | None]] = {
+        layer: (
+            empty_frame(layer, crs),
+            GEOMETRY_TYPES.get(layer) or FORECAST_GEOMETRY_TYPES[layer],
+        )
+        for layer in dict.fromkeys(layers)
+    }
+    if run is not None:
+        empty["runs"] = (runs_frame(run).iloc[:0], None)
+    empty["layer_styles"] = (_styles_frame().iloc[:0], None)
+    missing = {layer: v for layer, v in empty.items() if layer not in present}
+    if not missing:
+        return
+    with copy_on_write(path) as work:
+        for layer, (frame, geometry_type) in missing.items():
+            _append(work, frame, layer, geometry_type, create=not work.exists())
+
+
 #: the index a publish by this version creates (with every datetime of the file normalised)
 MARK = gpkg_sql.index_name("windows", "mosaic_id")
 
@@ -116,13 +137,13 @@ MARK = gpkg_sql.index_name("windows", "mosaic_id")
 _SQL_TYPES = {"object": "TEXT", "float64": "DOUBLE", "int64": "INTEGER", "bool": "BOOLEAN"}
 
 
-def add_missing_columns(path: Path, layers: Sequence[str]) -> list[str]:
+def add_missing_columns(con: sqlite3.Connection, layers: Sequence[str]) -> list[str]:
     """Add to each of ``layers`` of a file written by an older version the columns of its
-    schema (:data:`SCHEMAS`) it lacks (e.g. ``scenes.mode``): appends must find every column
+    schema (:data:`SCHEMAS`) it lacks (e.g. ``scenes.mode``): inserts must find every column
     of the new rows, and old rows keep NULL there. Returns ``layer.column`` of those added."""
     added = []
     for layer in layers:
-        have = set(gpkg_sql.columns(path, layer))
+        have = set(gpkg_sql.columns(con, layer))
         if not have:
             continue
         new = [
@@ -130,19 +151,9 @@ def add_missing_columns(path: Path, layers: Sequence[str]) -> list[str]:
             for column, dtype in SCHEMAS[layer].items()
             if column not in have
         ]
-        gpkg_sql.add_columns(path, layer, new)
+        gpkg_sql.add_columns(con, layer, new)
         added += [f"{layer}.{column}" for column, _ in new]
     return added
-
-
-def in_file_order(path: Path, layer: str, frame):
-    """``frame`` with its columns in the order of the layer's fields in the file: an append
-    writes values by position, so a file whose columns were added later
-    (:func:`add_missing_columns`) must get them in its own order."""
-    order = gpkg_sql.columns(path, layer)
-    cols = [c for c in order if c in frame.columns]
-    rest = [c for c in frame.columns if c not in cols]  # the geometry column, under its name
-    return frame[cols + rest]
 
 
 def read_layer(gpkg_path: str | Path, layer: str):
@@ -178,11 +189,6 @@ def _append(path: Path, frame, layer: str, geometry_type: str | None, create: bo
     if layer == "layer_styles":
         kwargs["layer_options"] = {"FID": "id"}
     pyogrio.write_dataframe(frame, path, layer=layer, driver="GPKG", **kwargs)
-
-
-def append_layer(path: Path, frame, layer: str, geometry_type: str | None) -> None:
-    """Append ``frame`` to ``layer`` of an existing file (creating the layer if absent)."""
-    _append(path, frame, layer, geometry_type, create=False)
 
 
 def _layer_crs(path: Path) -> Any:

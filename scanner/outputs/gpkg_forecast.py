@@ -1,8 +1,8 @@
 """The forecaster's layers of ``detections.gpkg``: ``polar_lows``, ``polar_low_footprints``,
 ``tracks``.
 
-:func:`forecast_update` returns a step that :func:`scanner.outputs.gpkg.write_results` runs on
-its working copy, inside the same copy-on-write transaction as the mosaic's other rows: the
+:func:`forecast_update` returns a step that :func:`scanner.outputs.gpkg.write_results` runs
+inside the same SQLite transaction as the mosaic's other rows: the
 mosaics' polar lows replace their previous rows, then the tracks are linked again where that can
 change them, and the file ends as if every polar low in it had been linked again
 (:func:`scanner.forecast.tracks.build_tracks`). Links join only polar lows at most
@@ -33,17 +33,17 @@ links every polar low again with the new ones, in the same kind of transaction.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from scanner.forecast.config import TrackingConfig
 from scanner.forecast.objects import PolarLow
 from scanner.forecast.tracks import Sighting, Track, build_tracks, within_gap
-from scanner.outputs import gpkg_sql
-from scanner.outputs.frames import FORECAST_GEOMETRY_TYPES, frame
+from scanner.outputs import gpkg_rows, gpkg_sql
+from scanner.outputs.frames import frame
+from scanner.outputs.gpkg_tx import Step
 
 LOW_LAYERS = ("polar_lows", "polar_low_footprints")
 #: SQLite indexes (table, column): the span's time reads and the track id updates by polar low
@@ -53,8 +53,6 @@ INDEXES = (
     ("polar_low_footprints", "polar_low_id"),
 )
 TIME_INDEX = gpkg_sql.index_name("polar_lows", "time")
-
-Step = Callable[[Path, Any], None]
 
 
 def lows_frames(lows: Sequence[PolarLow], crs: Any) -> dict[str, Any]:
@@ -122,33 +120,30 @@ def frame_columns(layer: str) -> list[str]:
 
 
 def read_sightings(
-    path: Path, span: tuple[datetime, datetime] | None = None
+    con: sqlite3.Connection, span: tuple[datetime, datetime] | None = None
 ) -> tuple[list[Sighting], dict[str, float]]:
     """The polar lows in the file (those of ``span``, first and last time included, if given)
     as :class:`Sighting` (x, y in the file CRS), and their peak probability by id."""
-    import pandas as pd
-    import pyogrio
-
-    if "polar_lows" not in gpkg_sql.tables(path):
+    if "polar_lows" not in gpkg_sql.table_names(con):
         return [], {}
-    where = None
+    geom = gpkg_rows.geometry_column(con, "polar_lows")
+    sql = (
+        f'SELECT "polar_low_id", "mosaic_id", "time", "lon", "lat", "max_probability", "{geom}" '
+        'FROM "polar_lows"'
+    )
+    params: tuple = ()
     if span is not None:
-        where = "\"time\" >= '{}' AND \"time\" <= '{}'".format(*map(time_text, span))
-    df = pyogrio.read_dataframe(path, layer="polar_lows", where=where)
-    times = pd.to_datetime(df["time"], utc=True)
-    out = [
-        Sighting(
-            r.polar_low_id,
-            r.mosaic_id,
-            t.to_pydatetime(),
-            float(r.lon),
-            float(r.lat),
-            float(r.geometry.x),
-            float(r.geometry.y),
-        )  # fmt: skip
-        for r, t in zip(df.itertuples(), times, strict=True)
-    ]
-    return out, dict(zip(df["polar_low_id"], df["max_probability"].astype(float), strict=True))
+        sql += ' WHERE "time" >= ? AND "time" <= ?'
+        params = tuple(map(time_text, span))
+    sightings, max_prob = [], {}
+    for low, mosaic, time, lon, lat, prob, point in gpkg_rows.rows(
+        con, sql + " ORDER BY fid", params
+    ):
+        sightings.append(
+            Sighting(low, mosaic, parse_time(time), float(lon), float(lat), point.x, point.y)
+        )
+        max_prob[low] = float("nan") if prob is None else float(prob)
+    return sightings, max_prob
 
 
 def forecast_update(
@@ -157,34 +152,30 @@ def forecast_update(
     """The step replacing ``mosaic_ids``' polar lows with ``lows`` and re-linking the tracks
     around them."""
 
-    def step(tmp: Path, crs: Any) -> None:
-        from scanner.outputs.gpkg import append_layer
-
-        present = gpkg_sql.tables(tmp)
+    def apply(con: sqlite3.Connection, crs: Any) -> None:
+        # a file whose tracks layer is new or empty: link every polar low (there are few)
+        fresh = con.execute('SELECT 1 FROM "tracks" LIMIT 1').fetchone() is None
         # the time index marks a file whose polar-low times were all normalised before
-        after = gpkg_sql.rowid_marks(tmp) if gpkg_sql.has_index(tmp, TIME_INDEX) else None
-        replaced = low_times(tmp, mosaic_ids) if "polar_lows" in present else []
-        gpkg_sql.delete_rows(tmp, [(layer, "mosaic_id", list(mosaic_ids)) for layer in LOW_LAYERS])
+        after = gpkg_sql.rowid_marks(con) if gpkg_sql.has_index(con, TIME_INDEX) else None
+        replaced = low_times(con, mosaic_ids)
+        gpkg_sql.delete_rows(con, [(layer, "mosaic_id", list(mosaic_ids)) for layer in LOW_LAYERS])
         for layer, df in lows_frames(lows, crs).items():
-            if len(df) or layer not in present:
-                append_layer(tmp, df, layer, FORECAST_GEOMETRY_TYPES[layer])
-        # one datetime form (the rows just written may lack the milliseconds): text order is
+            gpkg_rows.insert(con, layer, df)
+        # one datetime form (rows GDAL wrote before may lack the milliseconds): text order is
         # time order for the comparisons below
-        gpkg_sql.normalise_datetimes(tmp, only=(*LOW_LAYERS, "tracks"), after=after)
-        gpkg_sql.create_indexes(tmp, INDEXES)
-        if "tracks" not in present:  # the first update: every polar low (there are only ours)
-            relink(tmp, crs, None, tracking, replace_tracks=False)
-        elif changed := replaced + low_times(tmp, mosaic_ids):
-            with gpkg_sql.connect(tmp) as con:
-                span = relink_span(con, changed, tracking.max_gap_s)
-            relink(tmp, crs, span, tracking, replace_tracks=True)
+        gpkg_sql.normalise_datetimes(con, only=(*LOW_LAYERS, "tracks"), after=after)
+        gpkg_sql.create_indexes(con, INDEXES)
+        if fresh:
+            relink(con, crs, None, tracking, replace_tracks=True)
+        elif changed := replaced + low_times(con, mosaic_ids):
+            relink(con, crs, relink_span(con, changed, tracking.max_gap_s), tracking, True)
 
-    return step
+    return Step(apply, layers=(*LOW_LAYERS, "tracks"))
 
 
 @dataclass
 class Relinked:
-    """What :func:`relink_all`'s step changed, filled in as it runs on the working copy."""
+    """What :func:`relink_all`'s step changed, filled in as it runs in the transaction."""
 
     polar_lows: int = 0
     #: ids of the ``tracks`` rows (tracks of two or more sightings) before and after
@@ -201,40 +192,38 @@ def relink_all(tracking: TrackingConfig) -> tuple[Step, Relinked]:
     :class:`Relinked` it fills in. A file without ``polar_lows`` is left as it is."""
     done = Relinked()
 
-    def step(tmp: Path, crs: Any) -> None:
-        present = gpkg_sql.tables(tmp)
+    def apply(con: sqlite3.Connection, crs: Any) -> None:
+        present = gpkg_sql.table_names(con)
         if "polar_lows" not in present:
             return
-        gpkg_sql.normalise_datetimes(tmp, only=(*LOW_LAYERS, "tracks"))
-        gpkg_sql.create_indexes(tmp, INDEXES)
-        before = _low_track_ids(tmp)
-        done.tracks_before = _track_rows(tmp) if "tracks" in present else []
-        relink(tmp, crs, None, tracking, replace_tracks="tracks" in present)
-        after = _low_track_ids(tmp)
+        gpkg_sql.normalise_datetimes(con, only=(*LOW_LAYERS, "tracks"))
+        gpkg_sql.create_indexes(con, INDEXES)
+        before = _low_track_ids(con)
+        done.tracks_before = _track_rows(con) if "tracks" in present else []
+        relink(con, crs, None, tracking, replace_tracks="tracks" in present)
+        after = _low_track_ids(con)
         done.polar_lows = len(after)
-        done.tracks_after = _track_rows(tmp)
+        done.tracks_after = _track_rows(con)
         done.changed = {
             low: (before.get(low), track)
             for low, track in after.items()
             if before.get(low) != track
         }
 
-    return step, done
+    return Step(apply), done
 
 
-def _low_track_ids(path: Path) -> dict[str, str | None]:
-    with gpkg_sql.connect(path) as con:
-        return dict(con.execute('SELECT "polar_low_id", "track_id" FROM "polar_lows"').fetchall())
+def _low_track_ids(con: sqlite3.Connection) -> dict[str, str | None]:
+    return dict(con.execute('SELECT "polar_low_id", "track_id" FROM "polar_lows"').fetchall())
 
 
-def _track_rows(path: Path) -> list[str]:
-    with gpkg_sql.connect(path) as con:
-        sql = 'SELECT "track_id" FROM "tracks" ORDER BY "first_time", "track_id"'
-        return [t for (t,) in con.execute(sql)]
+def _track_rows(con: sqlite3.Connection) -> list[str]:
+    sql = 'SELECT "track_id" FROM "tracks" ORDER BY "first_time", "track_id"'
+    return [t for (t,) in con.execute(sql)]
 
 
 def relink(
-    path: Path,
+    con: sqlite3.Connection,
     crs: Any,
     span: tuple[datetime, datetime] | None,
     tracking: TrackingConfig,
@@ -245,23 +234,18 @@ def relink(
 
     ``span`` must hold whole time clusters (:func:`relink_span`): then every track touching
     it lies in it, before and after, and no other track changes."""
-    from scanner.outputs.gpkg import append_layer
-
-    sightings, max_prob = read_sightings(path, span)
+    sightings, max_prob = read_sightings(con, span)
     tracks = build_tracks(sightings, tracking.max_gap_s, tracking.max_speed_ms)
-    set_track_ids(path, {s.id: t.id for t in tracks for s in t.sightings})
+    set_track_ids(con, {s.id: t.id for t in tracks for s in t.sightings})
     if replace_tracks:
-        with gpkg_sql.connect(path) as con:
-            if span is None:
-                con.execute('DELETE FROM "tracks"')
-            else:
-                con.execute(
-                    'DELETE FROM "tracks" WHERE "first_time" >= ? AND "first_time" <= ?',
-                    tuple(map(time_text, span)),
-                )
-    frame_ = tracks_frame(tracks, crs, max_prob)
-    if len(frame_) or not replace_tracks:
-        append_layer(path, frame_, "tracks", FORECAST_GEOMETRY_TYPES["tracks"])
+        if span is None:
+            con.execute('DELETE FROM "tracks"')
+        else:
+            con.execute(
+                'DELETE FROM "tracks" WHERE "first_time" >= ? AND "first_time" <= ?',
+                tuple(map(time_text, span)),
+            )
+    gpkg_rows.insert(con, "tracks", tracks_frame(tracks, crs, max_prob))
 
 
 def relink_span(
@@ -303,21 +287,16 @@ def _times(con: sqlite3.Connection, first: datetime, last: datetime) -> list[dat
     return [parse_time(t) for (t,) in con.execute(sql, (time_text(first), time_text(last)))]
 
 
-def low_times(path: Path, mosaic_ids: Sequence[str]) -> list[datetime]:
+def low_times(con: sqlite3.Connection, mosaic_ids: Sequence[str]) -> list[datetime]:
     """Times of the mosaics' rows in ``polar_lows``."""
     if not mosaic_ids:
         return []
     marks = ",".join("?" * len(mosaic_ids))
     sql = f'SELECT "time" FROM "polar_lows" WHERE "mosaic_id" IN ({marks})'
-    with gpkg_sql.connect(path) as con:
-        return [parse_time(t) for (t,) in con.execute(sql, list(mosaic_ids))]
+    return [parse_time(t) for (t,) in con.execute(sql, list(mosaic_ids))]
 
 
-def time_text(t: datetime) -> str:
-    """``t`` in the file's DATETIME form ``YYYY-MM-DDTHH:MM:SS.SSSZ`` (UTC; milliseconds cut,
-    as GDAL writes them)."""
-    t = t.astimezone(UTC)
-    return f"{t:%Y-%m-%dT%H:%M:%S}.{t.microsecond // 1000:03d}Z"
+time_text = gpkg_rows.datetime_text
 
 
 def parse_time(text: str) -> datetime:
@@ -325,11 +304,10 @@ def parse_time(text: str) -> datetime:
     return datetime.fromisoformat(text).astimezone(UTC)
 
 
-def set_track_ids(path: Path, ids: dict[str, str]) -> None:
+def set_track_ids(con: sqlite3.Connection, ids: dict[str, str]) -> None:
     rows = [(track, low) for low, track in ids.items()]
-    with gpkg_sql.connect(path) as con:
-        for layer in LOW_LAYERS:
-            con.executemany(f'UPDATE "{layer}" SET track_id = ? WHERE polar_low_id = ?', rows)
+    for layer in LOW_LAYERS:
+        con.executemany(f'UPDATE "{layer}" SET track_id = ? WHERE polar_low_id = ?', rows)
 
 
 def _multi(geom):

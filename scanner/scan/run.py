@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from polarscan.common.atomic import sweep_leftovers
+from scanner.outputs.gpkg_tx import recover
 from scanner.scan import quota
 from scanner.scan.checks import (
     check_card_file,
@@ -88,6 +89,7 @@ def scan(request: ScanRequest, config: ScanConfig, *, progress: bool = True) -> 
         rec = stack.enter_context(Record.open(out))
         lock = stack.enter_context(rec.lock(run_id, config.claim_ttl_s))
         sweep_leftovers(out)  # what a killed run left half-written (we hold the lock)
+        recover(gpkg_path(out))  # and its unfinished GeoPackage transaction
         rec.start_run(run_id, _parameters(request, config, aoi, model_path))
         stack.push(_run_closer(rec, run_id))  # a run that dies says so in the record
         begin, end, published_after = time_window(

@@ -64,8 +64,10 @@ def assert_full_relink(gpkg: Path, tracking) -> None:
     from scanner.forecast.tracks import build_tracks
     from scanner.outputs.gpkg import read_layer
     from scanner.outputs.gpkg_forecast import read_sightings
+    from scanner.outputs.gpkg_sql import connect
 
-    sightings, max_prob = read_sightings(gpkg)
+    with connect(gpkg) as con:
+        sightings, max_prob = read_sightings(con)
     tracks = build_tracks(sightings, tracking.max_gap_s, tracking.max_speed_ms)
     expected = {s.id: t.id for t in tracks for s in t.sightings}
     for layer in ("polar_lows", "polar_low_footprints"):

@@ -139,8 +139,12 @@ def test_rerun_replaces_rows_and_keeps_others(tmp_path):
     write_results(path, [result("m1"), result("m2", seed=1)], prov(), run_record("run-1"))
     n1 = len(read_layer(path, "windows"))
     # rerun m1 only, with other scores and a smaller grid: its rows are replaced, m2's kept
-    write_results(path, [result("m1", "run-2", seed=5, n_rows=50)], prov("run-2"), run_record("run-2"))
-    write_results(path, [result("m1", "run-2", seed=5, n_rows=50)], prov("run-2"), run_record("run-2"))
+    write_results(
+        path, [result("m1", "run-2", seed=5, n_rows=50)], prov("run-2"), run_record("run-2")
+    )
+    write_results(
+        path, [result("m1", "run-2", seed=5, n_rows=50)], prov("run-2"), run_record("run-2")
+    )
     win = read_layer(path, "windows")
     m1 = win[win["mosaic_id"] == "m1"]
     assert len(m1) == len(result("m1", n_rows=50).windows)
@@ -196,7 +200,8 @@ def test_crash_mid_update_leaves_previous_file(tmp_path, monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(gpkg_mod.gpkg_sql, "quick_check", boom)  # fails after rows were replaced
+    # the last change of the transaction fails, after every row was replaced
+    monkeypatch.setattr(gpkg_mod.gpkg_sql, "normalise_datetimes", boom)
     with pytest.raises(ProcessingError, match="previous file is intact"):
         write_results(path, [result("m1", "run-2", seed=3)], prov("run-2"), run_record("run-2"))
     assert path.read_bytes() == before
@@ -249,7 +254,7 @@ def test_scene_split_at_antimeridian_is_a_multipolygon(tmp_path):
 
 def _bare_seconds(gpkg, table: str, col: str, where: str = "") -> int:
     with sqlite3.connect(gpkg) as con:
-        q = f"SELECT count(*) FROM \"{table}\" WHERE \"{col}\" GLOB '????-??-??T??:??:??Z' {where}"
+        q = f'SELECT count(*) FROM "{table}" WHERE "{col}" GLOB \'????-??-??T??:??:??Z\' {where}'
         return con.execute(q).fetchone()[0]
 
 
@@ -283,7 +288,9 @@ def test_a_file_from_before_the_index_is_normalised_whole(tmp_path):
     _strip_millis(gpkg, "runs", "started")
     assert n_old > 0 and _bare_seconds(gpkg, "runs", "started") == 1
     write_results(gpkg, [result("m2", seed=1)], prov())
-    assert _bare_seconds(gpkg, "windows", "start") == 0 and _bare_seconds(gpkg, "runs", "started") == 0
+    assert (
+        _bare_seconds(gpkg, "windows", "start") == 0 and _bare_seconds(gpkg, "runs", "started") == 0
+    )
     with sqlite3.connect(gpkg) as con:
         [(mark,)] = con.execute(
             "SELECT count(*) FROM sqlite_master WHERE name = 'idx_windows_mosaic_id'"

@@ -2,8 +2,8 @@
 
 ``flock`` locks (the GeoPackage writer lock) die with their process, SQLite rolls back an
 unfinished transaction, so what remains after a SIGKILL is: the run lock row and claims in the
-record (a dead pid), the run's row still "running", and temporaries of interrupted writes (the
-GeoPackage's copy-on-write working copy, a COG's temporary). Each is produced here by a real
+record (a dead pid), the run's row still "running", temporaries of interrupted writes (a COG's)
+and the hot journal of the GeoPackage's unfinished transaction. Each is produced here by a real
 process killed with SIGKILL mid-write, not written by hand.
 """
 
@@ -28,10 +28,14 @@ KILLED_WRITER = textwrap.dedent(
     from pathlib import Path
     from polarscan.common.atomic import atomic_path
     from scanner.demo.source import DemoSource
-    from scanner.outputs.gpkg_tx import copy_on_write, writer_lock
+    from scanner.outputs.gpkg import write_results
+    from scanner.outputs.gpkg_tx import transaction, writer_lock
     from scanner.record import Record
 
     out = Path(sys.argv[1])
+    gpkg = out / "detections.gpkg"
+    write_results(gpkg, [], run={"run_id": "previous"})  # the file as a previous run left it
+    print(gpkg.stat().st_size, flush=True)
     rec = Record.open(out)
     rec.lock("20260101T000000-1-dead").acquire()
     rec.start_run("20260101T000000-1-dead", {})
@@ -41,8 +45,11 @@ KILLED_WRITER = textwrap.dedent(
     mosaic = out / "mosaics" / "m" / "m_rgb.tif"
     with atomic_path(mosaic) as tmp:
         tmp.write_bytes(b"II*\\x00 half a COG")
-        with writer_lock(out / "detections.gpkg"), copy_on_write(out / "detections.gpkg") as w:
-            w.write_bytes(b"SQLite format 3\\x00 half a GeoPackage")
+        with writer_lock(gpkg), transaction(gpkg) as con:
+            con.execute("PRAGMA cache_size = 1")  # changed pages reach the file before a commit
+            con.execute('DELETE FROM "runs"')
+            rows = [(f"half-{i}", "x" * 4000) for i in range(200)]
+            con.executemany('INSERT INTO "runs" ("run_id", "extra") VALUES (?, ?)', rows)
             os.kill(os.getpid(), signal.SIGKILL)
     """
 )
@@ -57,14 +64,18 @@ def common(scan_model, demo_cache) -> tuple[str, ...]:
 
 
 def test_next_run_recovers_from_a_writer_killed_mid_write(common, tmp_path, caplog):
+    from scanner.outputs.gpkg import read_layer
     from scanner.record import Record
 
     out = tmp_path / "out"
-    proc = subprocess.run([sys.executable, "-c", KILLED_WRITER, str(out)], cwd=REPO)
+    proc = subprocess.run(
+        [sys.executable, "-c", KILLED_WRITER, str(out)], cwd=REPO, stdout=subprocess.PIPE
+    )
     assert proc.returncode == -9
-    left = leftovers(out)
-    assert len(left) == 2, left  # the COG temporary and the GeoPackage working copy
-    assert not (out / "detections.gpkg").exists()  # never half-written under its name
+    left = sorted(p.name for p in leftovers(out))
+    assert len(left) == 2 and "detections.gpkg-journal" in left, left  # and the COG temporary
+    # the killed transaction had changed the file itself: only the journal can undo it
+    assert (out / "detections.gpkg").stat().st_size > int(proc.stdout.split()[0])
     with Record.open(out) as rec:
         holder = rec.lock_holder()
         assert holder is not None and holder.run_id.endswith("-dead")
@@ -74,8 +85,11 @@ def test_next_run_recovers_from_a_writer_killed_mid_write(common, tmp_path, capl
     rc, s, err = run_scan(*common, "--out", str(out))
     assert rc == 0, err
     assert "taking over the stale scan lock" in caplog.text
-    assert "removed 2 leftover temporary file(s)" in caplog.text
+    assert "removed 1 leftover temporary file(s)" in caplog.text  # the COG's
+    assert "rolled back an update of" in caplog.text
     assert leftovers(out) == []
+    runs = read_layer(out / "detections.gpkg", "runs")
+    assert sorted(runs["run_id"]) == sorted(["previous", s["run_id"]])  # none of the half rows
     with Record.open(out) as rec:
         assert rec.counts()["processed"] == len(rec.scenes())
         runs = {r["run_id"]: r["status"] for r in rec.runs()}

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-#: what atomic_path and the GeoPackage copy-on-write name their temporaries
+#: what atomic_path and the GeoPackage copy-on-write (creating layers) name their temporaries
 LEFTOVER = re.compile(r"\.[0-9a-f]{8}\.(tmp|old)")
 
 
