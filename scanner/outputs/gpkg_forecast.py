@@ -166,9 +166,9 @@ def forecast_update(
         gpkg_sql.normalise_datetimes(con, only=(*LOW_LAYERS, "tracks"), after=after)
         gpkg_sql.create_indexes(con, INDEXES)
         if fresh:
-            relink(con, crs, None, tracking, replace_tracks=True)
+            relink(con, crs, None, tracking)
         elif changed := replaced + low_times(con, mosaic_ids):
-            relink(con, crs, relink_span(con, changed, tracking.max_gap_s), tracking, True)
+            relink(con, crs, relink_span(con, changed, tracking.max_gap_s), tracking)
 
     return Step(apply, layers=(*LOW_LAYERS, "tracks"))
 
@@ -199,8 +199,8 @@ def relink_all(tracking: TrackingConfig) -> tuple[Step, Relinked]:
         gpkg_sql.normalise_datetimes(con, only=(*LOW_LAYERS, "tracks"))
         gpkg_sql.create_indexes(con, INDEXES)
         before = _low_track_ids(con)
-        done.tracks_before = _track_rows(con) if "tracks" in present else []
-        relink(con, crs, None, tracking, replace_tracks="tracks" in present)
+        done.tracks_before = _track_rows(con)
+        relink(con, crs, None, tracking)
         after = _low_track_ids(con)
         done.polar_lows = len(after)
         done.tracks_after = _track_rows(con)
@@ -210,7 +210,8 @@ def relink_all(tracking: TrackingConfig) -> tuple[Step, Relinked]:
             if before.get(low) != track
         }
 
-    return Step(apply), done
+    # a file with polar lows from before the tracks layer gets it (created empty first)
+    return Step(apply, layers=("tracks",)), done
 
 
 def _low_track_ids(con: sqlite3.Connection) -> dict[str, str | None]:
@@ -227,24 +228,22 @@ def relink(
     crs: Any,
     span: tuple[datetime, datetime] | None,
     tracking: TrackingConfig,
-    replace_tracks: bool,
 ) -> None:
     """Link the polar lows of ``span`` (every one if None), set their track ids and write their
-    tracks, replacing the ``tracks`` rows that start in ``span`` if ``replace_tracks``.
+    tracks, replacing the ``tracks`` rows that start in ``span`` (every row if None).
 
     ``span`` must hold whole time clusters (:func:`relink_span`): then every track touching
     it lies in it, before and after, and no other track changes."""
     sightings, max_prob = read_sightings(con, span)
     tracks = build_tracks(sightings, tracking.max_gap_s, tracking.max_speed_ms)
     set_track_ids(con, {s.id: t.id for t in tracks for s in t.sightings})
-    if replace_tracks:
-        if span is None:
-            con.execute('DELETE FROM "tracks"')
-        else:
-            con.execute(
-                'DELETE FROM "tracks" WHERE "first_time" >= ? AND "first_time" <= ?',
-                tuple(map(time_text, span)),
-            )
+    if span is None:
+        con.execute('DELETE FROM "tracks"')
+    else:
+        con.execute(
+            'DELETE FROM "tracks" WHERE "first_time" >= ? AND "first_time" <= ?',
+            tuple(map(time_text, span)),
+        )
     gpkg_rows.insert(con, "tracks", tracks_frame(tracks, crs, max_prob))
 
 

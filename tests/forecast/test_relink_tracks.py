@@ -142,3 +142,29 @@ def test_no_geopackage_or_no_polar_lows(tmp_path, capsys):
 def test_config_without_relink_is_a_usage_error(tmp_path, capsys):
     code = cli.main(["catalog", "--out", str(tmp_path), "--config", "x.yaml"])
     assert code == 2 and "--config is read only by --relink-tracks" in capsys.readouterr().err
+
+
+def _drop_layer(gpkg: Path, layer: str) -> None:
+    """Remove ``layer`` and its GeoPackage metadata, as if an older version never wrote it."""
+    from scanner.outputs.gpkg_sql import connect
+
+    with connect(gpkg) as con:
+        for meta in ("gpkg_contents", "gpkg_geometry_columns", "gpkg_ogr_contents"):
+            con.execute(f"DELETE FROM {meta} WHERE table_name = ?", (layer,))
+        con.execute("DELETE FROM gpkg_extensions WHERE table_name = ?", (layer,))
+        con.execute(f'DROP TABLE "rtree_{layer}_geom"')
+        con.execute(f'DROP TABLE "{layer}"')
+
+
+def test_a_file_with_polar_lows_but_no_tracks_layer_gets_one(out, capsys):
+    import pyogrio
+
+    gpkg = out / "detections.gpkg"
+    Record.open(out).close()
+    _drop_layer(gpkg, "tracks")
+    assert "tracks" not in {name for name, _ in pyogrio.list_layers(gpkg)}
+    code, _, stderr = relink(capsys, out)
+    assert code == 0, stderr
+    assert "tracks" in {name for name, _ in pyogrio.list_layers(gpkg)}
+    assert_full_relink(gpkg, TrackingConfig())
+    assert len(read_layer(gpkg, "tracks")) == 1  # m1-m4
