@@ -1,6 +1,7 @@
 """CLI command ``catalog``: list and filter the scan record, re-queue or forget scenes, clear a
 stale lock. The record lives in ``<out>/record.sqlite``. ``--relink-tracks`` repairs the tracks
-of ``<out>/detections.gpkg`` (:mod:`polarscan.commands.catalog_relink`)."""
+of ``<out>/detections.gpkg`` (:mod:`polarscan.commands.catalog_relink`); ``--check`` verifies
+the folder against the record (:mod:`polarscan.commands.catalog_check`)."""
 
 from __future__ import annotations
 
@@ -29,8 +30,11 @@ the next search finds them again), --clear-lock (remove the lock a crashed scan 
 of --config (default configs/scan.yaml; tracking: max_gap_h, max_speed_ms), after they changed:
 each scan relinks only the nights around what it publishes. Refused while a scan runs in OUT;
 holds OUT's run lock while it runs, so a scan started meanwhile is refused.
-Exit 0: done; 2: bad usage, unknown ids, no or unreadable record, no detections.gpkg, a scan
-running (nothing is changed).
+--check verifies OUT against the record (SQLite integrity of record.sqlite and detections.gpkg;
+every processed scene's GeoPackage rows, COGs and STAC item) and prints each problem with the
+command that repairs it; exit 1 if it found any.
+Exit 0: done; 1: --check found problems; 2: bad usage, unknown ids, no or unreadable record, no
+detections.gpkg, a scan running (nothing is changed).
 """
 
 
@@ -83,6 +87,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(--limit N months, default 12)",
     )  # fmt: skip
     act.add_argument(
+        "--check", action="store_true",
+        help="verify OUT against its record: integrity of record.sqlite and detections.gpkg, "
+        "and every processed scene's GeoPackage rows, COGs and STAC item; prints each problem "
+        "with its fix (exit 1 if any)",
+    )  # fmt: skip
+    act.add_argument(
         "--relink-tracks", action="store_true",
         help="link every polar low in OUT/detections.gpkg again with the tracking settings of "
         "--config (after changing tracking:); prints the tracks and polar lows that changed",
@@ -110,6 +120,10 @@ def run(args: argparse.Namespace) -> int:
         from polarscan.commands.catalog_relink import relink_tracks
 
         return relink_tracks(args)
+    if args.check:
+        from polarscan.commands.catalog_check import check_outputs
+
+        return check_outputs(args)
     out = Path(args.out)
     path = record_path(out)
     if not path.is_file():
