@@ -142,19 +142,22 @@ def recover(path: Path) -> bool:
 
 
 @contextlib.contextmanager
-def transaction(path: Path, timeout_s: float = LOCK_TIMEOUT_S) -> Iterator[sqlite3.Connection]:
+def transaction(path: Path, timeout_s: float | None = None) -> Iterator[sqlite3.Connection]:
     """A connection to the GeoPackage ``path`` (with the SQL functions its R-tree triggers call)
     inside one write transaction, committed on success and rolled back on any error; a full disk
     or a file-size limit is reported as :class:`~polarscan.common.errors.DiskFullError`. Hold the
     :func:`writer_lock` around it.
 
-    The commit waits up to ``timeout_s`` for readers to finish the statement they are in (GDAL
-    readers, QGIS among them, wait up to 5 s for a commit in turn); a reader that keeps a read
-    open longer makes the transaction fail, rolled back, with a message saying so."""
+    The commit waits up to ``timeout_s`` (default :data:`LOCK_TIMEOUT_S`) for readers to finish
+    the statement they are in (GDAL readers, QGIS among them, wait up to 5 s for a commit in
+    turn); a reader that keeps a read open longer makes the transaction fail, rolled back, with
+    a message saying so."""
     from scanner.outputs.gpkg_sql import register_gpkg_functions
 
     # isolation_level=None: the module does not open transactions; BEGIN IMMEDIATE takes the
     # write lock now (readers go on) and waits up to the lock timeout for one in progress
+    if timeout_s is None:
+        timeout_s = LOCK_TIMEOUT_S
     con = sqlite3.connect(path, timeout=timeout_s, isolation_level=None)
     try:
         register_gpkg_functions(con)

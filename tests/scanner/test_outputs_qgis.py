@@ -120,3 +120,83 @@ def test_outputs_open_styled_in_qgis(tmp_path):
     for info in out["rasters"].values():
         assert info["valid"] and info["crs"] == "EPSG:3413"
     assert out["messages"] == [], out["messages"]
+
+
+LIVE = r"""
+import json, sys
+from osgeo import gdal
+from qgis.core import QgsApplication, QgsVectorLayer
+app = QgsApplication([], False)
+app.initQgis()
+msgs = []
+gdal.PushErrorHandler(lambda cls, num, msg: msgs.append(f"gdal[{int(cls)}]: {msg}"))
+QgsApplication.messageLog().messageReceived.connect(
+    lambda m, tag, lvl: msgs.append(f"qgis[{tag}/{int(lvl)}]: {m}") if int(lvl) >= 1 else None)
+layers = {n: QgsVectorLayer(f"{sys.argv[1]}|layername={n}", n, "ogr") for n in ("windows", "runs")}
+def counts():
+    return {n: sum(1 for _ in lyr.getFeatures()) for n, lyr in layers.items()}
+print("BEFORE " + json.dumps(counts()), flush=True)
+sys.stdin.readline()  # the test publishes while the layers stay open
+for lyr in layers.values():
+    lyr.dataProvider().reloadData()
+    lyr.reload()
+print("AFTER " + json.dumps(counts()), flush=True)
+print("MESSAGES " + json.dumps(msgs), flush=True)
+import os
+os._exit(0)
+"""
+
+
+@pytest.mark.skipif(
+    QGIS_PYTHON is None, reason="qgis.core not importable (apt-get install qgis python3-qgis)"
+)
+def test_qgis_keeps_the_layers_open_while_a_scan_publishes(tmp_path, monkeypatch):
+    """A forecaster's QGIS with the layers open does not stop a publish (each is one SQLite
+    transaction on the file in place); a reload shows the new rows, with no warning."""
+    from datetime import UTC, datetime
+
+    from shapely.geometry import box
+
+    from scanner.mosaic.result import MosaicResult, Provenance, SceneRecord
+    from scanner.outputs import gpkg_tx
+    from scanner.tiling import window_grid
+    from training.card import ModelCard
+
+    monkeypatch.setattr(gpkg_tx, "LOCK_TIMEOUT_S", 20.0)  # fail, not hang, if QGIS held a lock
+    _, transform = write_rgb_mosaic(tmp_path / "rgb.tif", 120, 100)
+    windows = tuple(
+        window_grid(
+            120, 100, ModelCard(input_size=64, crop=32, window_px=64, pixel_spacing_m=2000), 0.5
+        )
+    )
+    t0 = datetime(2022, 11, 30, 1, 43, 42, tzinfo=UTC)
+
+    def mosaic(mid: str) -> MosaicResult:
+        scene = SceneRecord(f"S1A_EW_GRDM_1SDH_{mid}", t0, t0, box(60.0, 77.0, 70.0, 80.0))
+        return MosaicResult(mid, "EPSG:3413", transform, windows=windows,
+                            probabilities=np.linspace(0, 1, len(windows)), scenes=(scene,))  # fmt: skip
+
+    prov = Provenance("run-1", "demo", 0.5)
+    gpkg = write_results(tmp_path / "detections.gpkg", [mosaic("m1")], prov, {"run_id": "run-1"})
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", XDG_RUNTIME_DIR=str(tmp_path))
+    proc = subprocess.Popen([QGIS_PYTHON, "-c", LIVE, str(gpkg)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)  # fmt: skip
+    try:
+        before = proc.stdout.readline()
+        assert before.startswith("BEFORE "), proc.stderr.read()[-2000:] if proc.poll() else before
+        assert json.loads(before[7:]) == {"windows": len(windows), "runs": 1}
+        write_results(gpkg, [mosaic("m2")], Provenance("run-2", "demo", 0.5), {"run_id": "run-2"})
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+        after = proc.stdout.readline()
+        messages = proc.stdout.readline()
+        proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert json.loads(after[6:]) == {"windows": 2 * len(windows), "runs": 2}
+    assert json.loads(messages[9:]) == []
+    import sqlite3
+
+    with sqlite3.connect(gpkg) as con:  # QGIS reading left the file in its journal mode
+        assert con.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
