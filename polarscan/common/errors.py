@@ -49,6 +49,12 @@ class DiskFullError(ProcessingError):
     exit_code = 3
 
 
+class FileLockedError(ProcessingError):
+    """A shared file (the GeoPackage) stayed locked by another process past the timeout: not
+    the data's fault, so a scan spends no attempt on its scenes and does not retry the write
+    mosaic by mosaic (each would wait as long again); exit 1."""
+
+
 class Interrupted(KeyboardInterrupt):
     """A termination signal (SIGTERM from ``timeout``/systemd, SIGHUP) received: it unwinds like
     Ctrl-C, so every cleanup written for KeyboardInterrupt runs; the CLI exits 128 + signum."""

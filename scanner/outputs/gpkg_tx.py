@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from polarscan.common.atomic import atomic_path
-from polarscan.common.errors import ProcessingError, as_disk_full
+from polarscan.common.errors import FileLockedError, ProcessingError, as_disk_full
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +52,11 @@ LOCK_TIMEOUT_S = 600.0
 
 
 @contextlib.contextmanager
-def writer_lock(path: Path, timeout_s: float = LOCK_TIMEOUT_S) -> Iterator[None]:
+def writer_lock(path: Path, timeout_s: float | None = None) -> Iterator[None]:
     """Hold the writer lock of ``path`` (an ``flock`` on ``.<name>.lock``, which dies with its
     process, so a crashed writer never leaves it held). The holder's pid is written into the
     lock file, so a writer that waits longer than ``timeout_s`` can name it."""
+    timeout_s = LOCK_TIMEOUT_S if timeout_s is None else timeout_s
     lock = path.with_name(f".{path.name}.lock")  # hidden: not a layer users should see
     with open(lock, "a+") as fh:
         deadline = time.monotonic() + timeout_s
@@ -67,7 +68,7 @@ def writer_lock(path: Path, timeout_s: float = LOCK_TIMEOUT_S) -> Iterator[None]
             except BlockingIOError:
                 holder = _holder(lock)
                 if time.monotonic() >= deadline:
-                    raise ProcessingError(
+                    raise FileLockedError(
                         f"{path} stayed locked by another writer{holder} for {timeout_s:g} s",
                         "wait for that process to finish (or stop it) and rerun; a crashed "
                         "writer releases the lock by itself",
@@ -171,7 +172,7 @@ def transaction(path: Path, timeout_s: float | None = None) -> Iterator[sqlite3.
             raise
     except Exception as err:
         if "database is locked" in str(err):
-            raise ProcessingError(
+            raise FileLockedError(
                 f"{path} stayed locked by another process reading or writing it for "
                 f"{timeout_s:g} s; nothing was changed",
                 "close what keeps it open (a QGIS layer in the middle of a long read, another "

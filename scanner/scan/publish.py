@@ -25,7 +25,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from polarscan.common.errors import as_disk_full
+from polarscan.common.errors import FileLockedError, as_disk_full
 from scanner.mosaic.result import MosaicResult
 from scanner.record import SceneStatus
 from scanner.record.fetches import FetchRow
@@ -146,9 +146,12 @@ class Publisher:
             self._last_write_end = time.monotonic()
             self._last_write_s = self._last_write_end - t0
         except Exception as err:  # noqa: BLE001 - decided per mosaic below
-            if len(batch) == 1 or as_disk_full(err, self.ctx.out_dir) is not None:
+            # a full disk (it stops the run) or a file another process holds: writing mosaic
+            # by mosaic would meet it again, each one
+            again = isinstance(err, FileLockedError) or as_disk_full(err, self.ctx.out_dir)
+            if len(batch) == 1 or again:
                 for job, _ in batch:
-                    self.failed(job, "publish", err)  # a full disk stops the run here
+                    self.failed(job, "publish", err)
                 return
             log.warning("writing %d mosaics at once failed (%s: %s); writing them one by one",
                         len(batch), type(err).__name__, err)  # fmt: skip
@@ -181,8 +184,9 @@ class Publisher:
         )
 
     def failed(self, job: MosaicJob, stage: str, err: BaseException) -> None:
-        """Record the mosaic's scenes as failed. A full disk (or file-size limit) is the
-        machine's fault, not the scenes': no attempt is counted, and the run stops here with a
+        """Record the mosaic's scenes as failed. A file another process kept locked is not the
+        scenes' fault: no attempt is counted. Nor is a full disk (or file-size limit), the
+        machine's fault, and the run stops here with a
         :class:`~polarscan.common.errors.DiskFullError` (every later write would fail too)."""
         try:
             self._spent(job, tuple(getattr(err, "fetched", ())))  # a failure still spent them
@@ -192,8 +196,9 @@ class Publisher:
         full = as_disk_full(err, self.ctx.out_dir)
         message = f"{stage}: {type(err).__name__}: {err}" if full is None else f"{stage}: {full}"
         log.error("mosaic %s failed at %s", job.mosaic_id, message)
+        ours = full is None and not isinstance(err, FileLockedError)  # else the machine's fault
         for scene in job.scenes:
-            self.record.mark(scene.id, SceneStatus.FAILED, error=message, attempt=full is None,
+            self.record.mark(scene.id, SceneStatus.FAILED, error=message, attempt=ours,
                              run_id=self.ctx.run_id, source=scene.source)  # fmt: skip
         failure = Failure(job.mosaic_id, tuple(s.name for s in job.scenes), message)
         self.summary = self.summary.add_failure(failure)

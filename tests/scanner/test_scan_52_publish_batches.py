@@ -75,7 +75,10 @@ def test_batches_write_what_single_mosaics_write(products, scan_model, tmp_path,
     assert _written(caplog) == [2, 1]  # a full batch, then the rest when the run ends
     assert s1["counts"]["processed"] == s2["counts"]["processed"] == N
     assert s2["counts"]["mosaics"] == N and len(s2["cluster"]["placement"]) == N
-    one, two = _rows(tmp_path / "one" / "detections.gpkg"), _rows(tmp_path / "two" / "detections.gpkg")
+    one, two = (
+        _rows(tmp_path / "one" / "detections.gpkg"),
+        _rows(tmp_path / "two" / "detections.gpkg"),
+    )
     assert one.keys() == two.keys() and one == two
     assert layer_counts(tmp_path / "two" / "detections.gpkg")["scenes"] == N
 
@@ -158,3 +161,48 @@ def test_when_a_batch_is_due(pending, waited, last_write, since_write, due):
     assert batch_due(pending, waited, last_write, since_write, 16, 60.0) is due
     # publish_batch 1 is "each as it finishes": never held back by the writer's rest
     assert batch_due(pending, waited, last_write, since_write, 1, 60.0) is (pending > 0)
+
+
+HOLDER = """
+import sys, time
+from pathlib import Path
+from scanner.outputs.gpkg_tx import writer_lock
+
+with writer_lock(Path(sys.argv[1])):
+    print("held", flush=True)
+    time.sleep(600)
+"""
+
+
+def test_a_geopackage_another_process_holds_fails_the_batch_once(
+    products, scan_model, tmp_path, caplog, monkeypatch
+):
+    """Another process holds the GeoPackage through the run (lock timeout cut to 1 s): the
+    batch fails at once, not mosaic by mosaic (each would wait as long again), and spends no
+    attempt of its scenes; once the holder is gone the next run writes them all."""
+    import subprocess
+
+    from scanner.outputs import gpkg_tx
+    from scanner.record import Record
+
+    monkeypatch.setattr(gpkg_tx, "LOCK_TIMEOUT_S", 1.0)
+    caplog.set_level(logging.INFO, logger="scanner.scan.publish")
+    out = tmp_path / "out"
+    out.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(out / "detections.gpkg")],
+                              cwd=REPO, stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        rc, s, err = _scan(products, out, scan_model, publish_batch=10)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert rc == 1, err
+    assert (s["counts"]["processed"], s["counts"]["failed"]) == (0, N)
+    assert all("stayed locked" in f["error"] and f"pid {holder.pid}" in f["error"]
+               for f in s["failures"])  # fmt: skip
+    assert "one by one" not in caplog.text
+    with Record.open(out) as rec:
+        assert [r.attempts for r in rec.scenes(status="failed")] == [0] * N
+    rc, s, err = _scan(products, out, scan_model, publish_batch=10)
+    assert rc == 0 and s["counts"]["processed"] == N, err
