@@ -106,6 +106,9 @@ def _times_from_gpkg(out: Path) -> dict[str, tuple[np.datetime64, np.datetime64]
         return {}
     import pyogrio
 
+    from scanner.outputs.gpkg_tx import recover
+
+    recover(gpkg)  # an update a killed scan left unfinished fails GDAL's read-only open
     if "scenes" not in {name for name, _ in pyogrio.list_layers(gpkg)}:
         return {}
     df = pyogrio.read_dataframe(

@@ -217,3 +217,46 @@ def test_every_chunk_is_its_own_task(synthetic_scan):
         assert not shared, (var.name, list(shared.items())[:3])
         outputs = [k for k, v in dependents.items() if not v]  # nothing depends on a chunk
         assert len(outputs) == var.data.npartitions
+
+
+KILLED = """
+import os, signal, sys
+from pathlib import Path
+from scanner.outputs.gpkg_tx import transaction
+
+with transaction(Path(sys.argv[1])) as con:
+    con.execute("PRAGMA cache_size = 1")  # changed pages reach the file before a commit
+    con.execute('DELETE FROM "scenes"')
+    con.execute('DELETE FROM "windows"')
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_a_killed_scans_unfinished_update_is_rolled_back_first(synthetic_scan, tmp_path):
+    """The hot journal a killed writer leaves makes GDAL's read-only open fail ("attempt to
+    write a readonly database"); open_detections and open_scan roll it back first."""
+    import subprocess
+    import sys
+
+    import pyogrio
+
+    out = shutil.copytree(synthetic_scan, tmp_path / "out")
+    gpkg = out / "detections.gpkg"
+    want = open_detections(out)
+    proc = subprocess.run(
+        [sys.executable, "-c", KILLED, str(gpkg)], cwd=Path(__file__).resolve().parents[2]
+    )
+    assert proc.returncode == -9 and gpkg.with_name("detections.gpkg-journal").exists()
+    with pytest.raises(pyogrio.errors.DataSourceError, match="readonly"):
+        pyogrio.read_dataframe(gpkg, layer="scenes")  # why the readers roll back first
+    got = open_detections(out)
+    assert len(got.scenes) == len(want.scenes) and len(got.windows) == len(want.windows)
+    assert not gpkg.with_name("detections.gpkg-journal").exists()
+
+    proc = subprocess.run(
+        [sys.executable, "-c", KILLED, str(gpkg)], cwd=Path(__file__).resolve().parents[2]
+    )
+    assert proc.returncode == -9
+    ds = open_scan(out, chunks=16)  # its sensing times come from the scenes layer
+    assert ds.sizes["time"] == len(syn.MOSAICS)
+    assert not gpkg.with_name("detections.gpkg-journal").exists()
