@@ -112,21 +112,20 @@ def _create_layers(
     ``layer_styles``) that the file lacks, with GDAL, copy-on-write: a new file, or a file of
     an older version, once."""
     present = gpkg_sql.tables(path) if path.exists() else set()
-    empty: dict[str, tuple[Any, str | None]] = {
-        layer: (
-            empty_frame(layer, crs),
-            GEOMETRY_TYPES.get(layer) or FORECAST_GEOMETRY_TYPES[layer],
-        )
-        for layer in dict.fromkeys(layers)
-    }
-    if run is not None:
-        empty["runs"] = (runs_frame(run).iloc[:0], None)
-    empty["layer_styles"] = (_styles_frame().iloc[:0], None)
-    missing = {layer: v for layer, v in empty.items() if layer not in present}
+    wanted = [*layers, *(["runs"] if run is not None else []), "layer_styles"]
+    missing = [layer for layer in dict.fromkeys(wanted) if layer not in present]
     if not missing:
         return
     with copy_on_write(path) as work:
-        for layer, (frame, geometry_type) in missing.items():
+        for layer in missing:
+            if layer == "runs":
+                assert run is not None
+                frame, geometry_type = runs_frame(run).iloc[:0], None
+            elif layer == "layer_styles":
+                frame, geometry_type = _styles_frame().iloc[:0], None
+            else:
+                frame = empty_frame(layer, crs)
+                geometry_type = GEOMETRY_TYPES.get(layer) or FORECAST_GEOMETRY_TYPES[layer]
             _append(work, frame, layer, geometry_type, create=not work.exists())
 
 
