@@ -7,9 +7,10 @@ into its record (:mod:`scanner.record.fetches`) and plans within ``quota_gb_per_
 - at planning time (:func:`fit`), the mosaics are taken in plan order (oldest first) while the
   month's bytes so far plus each one's expected bytes fit; the first that does not, and all
   after it, are deferred: released, still pending, for a later run (next month's first takes
-  them at once). Expected: a download, its products' sizes from the search (unknown: 1 GB); in
-  place, their sizes times the fraction this record measured over its latest scenes read in
-  place (none yet: :data:`DEFAULT_IN_PLACE_FRACTION`);
+  them at once). Expected: a download, its products' sizes from the search (unknown: 1 GB)
+  less what ``downloads/`` already holds of them (a finished download is reused, a ``.part``
+  resumed: :func:`on_disk`); in place, their sizes times the fraction this record measured
+  over its latest scenes read in place (none yet: :data:`DEFAULT_IN_PLACE_FRACTION`);
 - while the run goes (:class:`QuotaGuard`), a mosaic is only submitted if the month's measured
   bytes, plus what the mosaics in flight are still expected to fetch, plus its own, fit: an
   estimate that was too low stops the run from going past the budget.
@@ -19,10 +20,12 @@ Only remote sources count (:data:`REMOTE_SOURCES`); ``local:`` and ``demo`` fetc
 
 from __future__ import annotations
 
+import glob
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -59,21 +62,52 @@ class Budget:
     used: int
     access: str = "download"
     fraction: float = DEFAULT_IN_PLACE_FRACTION
+    #: scene id → bytes of its product already on disk (downloads only; :func:`on_disk`)
+    have: Mapping[str, int] = field(default_factory=dict)
 
     def expected(self, job: Any) -> int:
         """Bytes ``job`` (a :class:`~scanner.scan.stages.MosaicJob`) is expected to fetch."""
-        sizes = sum(s.size if s.size else UNKNOWN_SIZE for s in job.scenes)
-        return sizes if self.access == "download" else round(sizes * self.fraction)
+        if self.access != "download":
+            sizes = sum(s.size if s.size else UNKNOWN_SIZE for s in job.scenes)
+            return round(sizes * self.fraction)
+        return sum(
+            max(0, (s.size if s.size else UNKNOWN_SIZE) - self.have.get(s.id, 0))
+            for s in job.scenes
+        )
 
 
-def plan_budget(record: Any, source: str, limit_gb: float | None, access: str) -> Budget:
-    """The budget of a run from ``source`` (its name) into ``record``, this UTC month."""
+def plan_budget(
+    record: Any,
+    source: str,
+    limit_gb: float | None,
+    access: str,
+    have: Mapping[str, int] | None = None,
+) -> Budget:
+    """The budget of a run from ``source`` (its name) into ``record``, this UTC month; ``have``
+    as :attr:`Budget.have`."""
     month = this_month()
     fraction = DEFAULT_IN_PLACE_FRACTION
     if access != "download":
         fraction = record.in_place_fraction(source) or DEFAULT_IN_PLACE_FRACTION
     limit = None if limit_gb is None else int(limit_gb * GB)
-    return Budget(source, month, limit, record.fetched_in_month(month, source), access, fraction)
+    used = record.fetched_in_month(month, source)
+    return Budget(source, month, limit, used, access, fraction, dict(have or {}))
+
+
+def on_disk(downloads: Path, scenes: Iterable[Any]) -> dict[str, int]:
+    """scene id → bytes of its product in ``downloads`` (the scan's ``downloads/``): a finished
+    download (``<name>.SAFE.zip``, ``<name>.zip``), which the next fetch reuses, or the
+    ``.part`` an interrupted one left, which it resumes; scenes with nothing there are left out.
+    Files are found by the product name they start with."""
+    if not downloads.is_dir():
+        return {}
+    have = {}
+    for scene in scenes:
+        sizes = [p.stat().st_size for p in downloads.glob(glob.escape(scene.name) + "*")
+                 if p.is_file()]  # fmt: skip
+        if sizes:
+            have[scene.id] = max(sizes)
+    return have
 
 
 def fit(jobs: Sequence[Any], budget: Budget) -> tuple[list[Any], list[Any]]:

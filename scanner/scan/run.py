@@ -101,7 +101,7 @@ def scan(request: ScanRequest, config: ScanConfig, *, progress: bool = True) -> 
         todo = claim_work(rec, run_id, source.name, aoi, config)
         plan = plan_work(todo, config.mosaic.max_gap_s, card)
         skip_unaccepted(rec, plan, run_id)  # final, before anything is downloaded
-        budget, guard = _budget(rec, source.name, config)
+        budget, guard = _budget(rec, source.name, config, out, plan.jobs)
         jobs, deferred = quota.fit(plan.jobs, budget) if budget else (plan.jobs, [])
         ctx = RunContext(run_id, str(out), config.source, str(model_path), config, card)
         todo_ids = {s.id for job in plan.jobs for s in job.scenes}
@@ -166,11 +166,14 @@ def scan(request: ScanRequest, config: ScanConfig, *, progress: bool = True) -> 
     return pub.summary
 
 
-def _budget(rec, source_name: str, config: ScanConfig):
+def _budget(rec, source_name: str, config: ScanConfig, out: Path, jobs):
     """(budget, guard) of a run from a remote source, else (None, None): nothing is counted."""
     if not quota.counts_bytes(config.source):
         return None, None
-    budget = quota.plan_budget(rec, source_name, config.quota_gb_per_month, config.access)
+    have = {}
+    if config.access == "download":  # what downloads/ holds of the products costs nothing
+        have = quota.on_disk(out / "downloads", (s for job in jobs for s in job.scenes))
+    budget = quota.plan_budget(rec, source_name, config.quota_gb_per_month, config.access, have)
     log.info("monthly quota %s: %.2f GB of %s used from %s", budget.month,
              budget.used / quota.GB, quota.limit_text(budget.limit), source_name)  # fmt: skip
     guard = quota.QuotaGuard(budget, lambda month: rec.fetched_in_month(month, source_name))

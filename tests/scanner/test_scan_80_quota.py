@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import os
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -266,3 +267,29 @@ def test_a_budget_for_one_of_two_mosaics_defers_the_other_to_the_next_run(
         assert rec.get(records[1]["Id"]).status == "processed"
         assert rec.fetched_in_month(month, "cdse") == sizes[0] + sizes[1]
         assert [u.bytes for u in rec.usage()] == [sizes[0] + sizes[1]]
+
+
+def test_what_downloads_holds_of_a_product_is_not_expected_again(tmp_path):
+    """A finished download is reused and a ``.part`` resumed (polarscan.common.http.download):
+    planning expects only the rest of each product, so a retry at the month's end fits."""
+    jobs = _jobs(3, int(0.4 * GB))
+    done, partial, none = (j.scenes[0] for j in jobs)
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    (downloads / f"{done.name}.SAFE.zip").write_bytes(b"")
+    os.truncate(downloads / f"{done.name}.SAFE.zip", int(0.4 * GB))  # sparse: no disk used
+    (downloads / f"{partial.name}.SAFE.zip.part").write_bytes(b"")
+    os.truncate(downloads / f"{partial.name}.SAFE.zip.part", int(0.1 * GB))
+    have = quota.on_disk(downloads, [done, partial, none])
+    assert have == {done.id: int(0.4 * GB), partial.id: int(0.1 * GB)}
+    with Record.open(tmp_path) as rec:
+        _spent(rec, int(0.3 * GB))
+        budget = quota.plan_budget(rec, "cdse", 1.0, "download", have)
+        assert [budget.expected(j) for j in jobs] == [0, int(0.3 * GB), int(0.4 * GB)]
+        # 0.3 used + 0 + 0.3 + 0.4 = 1.0: all three fit; without the files only the first two
+        assert quota.fit(jobs, budget) == (jobs, [])
+        bare = quota.plan_budget(rec, "cdse", 1.0, "download")
+        assert quota.fit(jobs, bare) == (jobs[:1], jobs[1:])
+        in_place = quota.plan_budget(rec, "cdse", 1.0, "s3", have)  # reads in place: no copy
+        assert in_place.expected(jobs[0]) == round(0.4 * GB * 0.06)
+    assert quota.on_disk(tmp_path / "absent", [done]) == {}
