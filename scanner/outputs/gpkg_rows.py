@@ -80,8 +80,11 @@ def insert(con: sqlite3.Connection, layer: str, frame: Any) -> int:
     name (the frame's columns must exist in the table); returns the number of rows."""
     if not len(frame):
         return 0
+    import geopandas as gpd
+
     geom_col = geometry_column(con, layer)
-    names = [c for c in frame.columns if c != getattr(frame, "_geometry_column_name", None)]
+    frame_geom = frame.geometry.name if isinstance(frame, gpd.GeoDataFrame) else None
+    names = [c for c in frame.columns if c != frame_geom]
     values = [_column(frame[c]) for c in names]
     cols = [f'"{c}"' for c in names]
     if geom_col is not None:
