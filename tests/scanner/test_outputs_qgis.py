@@ -18,7 +18,8 @@ from scanner.outputs.gpkg import write_results
 from scanner.outputs.rasters import write_float_cog
 from tests.support.outputs_mosaics import write_rgb_mosaic
 
-CHECK = r"""
+#: a headless QGIS that collects every GDAL and QGIS message it gives (``msgs``)
+QGIS = r"""
 import json, sys
 from osgeo import gdal
 from qgis.core import Qgis, QgsApplication, QgsRasterLayer, QgsVectorLayer
@@ -28,6 +29,9 @@ msgs = []
 gdal.PushErrorHandler(lambda cls, num, msg: msgs.append(f"gdal[{int(cls)}]: {msg}"))
 QgsApplication.messageLog().messageReceived.connect(
     lambda m, tag, lvl: msgs.append(f"qgis[{tag}/{int(lvl)}]: {m}") if int(lvl) >= 1 else None)
+"""
+
+CHECK = QGIS + r"""
 gpkg, rasters = sys.argv[1], sys.argv[2:]
 out = {"version": Qgis.QGIS_VERSION, "layers": {}, "rasters": {}}
 for name in ("detections", "windows", "scenes", "runs"):
@@ -122,16 +126,7 @@ def test_outputs_open_styled_in_qgis(tmp_path):
     assert out["messages"] == [], out["messages"]
 
 
-LIVE = r"""
-import json, sys
-from osgeo import gdal
-from qgis.core import QgsApplication, QgsVectorLayer
-app = QgsApplication([], False)
-app.initQgis()
-msgs = []
-gdal.PushErrorHandler(lambda cls, num, msg: msgs.append(f"gdal[{int(cls)}]: {msg}"))
-QgsApplication.messageLog().messageReceived.connect(
-    lambda m, tag, lvl: msgs.append(f"qgis[{tag}/{int(lvl)}]: {m}") if int(lvl) >= 1 else None)
+LIVE = QGIS + r"""
 layers = {n: QgsVectorLayer(f"{sys.argv[1]}|layername={n}", n, "ogr") for n in ("windows", "runs")}
 def counts():
     return {n: sum(1 for _ in lyr.getFeatures()) for n, lyr in layers.items()}
