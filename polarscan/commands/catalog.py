@@ -22,7 +22,9 @@ HELP = """\
 List what the scan record of OUT (OUT/record.sqlite) knows: every scene found, its status
 (found / downloaded / processed / failed / skipped), attempts and last error. With an action,
 change it: --requeue-failed (retry failed scenes on the next scan, with fresh attempts),
---requeue ID… (also a processed scene, e.g. after a model update), --forget ID… (drop scenes;
+--requeue ID… (also a processed scene, e.g. after a model update), --requeue-matching (every
+scene --status/--source/--since/--until select, e.g. a winter's processed scenes after a model
+update), --forget ID… (drop scenes;
 the next search finds them again), --clear-lock (remove the lock a crashed scan left behind).
 --usage shows the bytes fetched from each source per UTC month against the data quota
 (quota_gb_per_month in the scan config; the listing ends with this month's total).
@@ -71,6 +73,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--requeue-failed", action="store_true", help="make every failed scene pending again"
     )
     act.add_argument("--requeue", nargs="+", metavar="ID", help="make these scenes pending again")
+    act.add_argument(
+        "--requeue-matching", action="store_true",
+        help="make every scene the filters select pending again (needs --status; with "
+        "--source, --since/--until, --time), e.g. --status processed --since 2025-11-01 after "
+        "a model update: the next scan redoes them and replaces their outputs",
+    )  # fmt: skip
     act.add_argument(
         "--forget", nargs="+", metavar="ID", help="delete these scenes from the record"
     )
@@ -144,6 +152,18 @@ def run(args: argparse.Namespace) -> int:
                 print_json({"cleared": holder is not None,
                             "holder": holder.describe() if holder else None})  # fmt: skip
             return 0
+        if args.requeue_matching:
+            if not args.status:
+                raise UsageError(
+                    "--requeue-matching needs --status",
+                    "add e.g. --status processed (after a model update) or --status failed",
+                )
+            chosen = rec.scenes(status=args.status, source=args.source, since=args.since,
+                                until=args.until, time=_time_column(args.time))  # fmt: skip
+            rows = rec.requeue(ids=[r.id for r in chosen]) if chosen else []
+            print(f"re-queued {len(rows)} scene(s); the next scan redoes them", file=say)
+            _print(rows, args.json)
+            return 0
         if args.requeue_failed or args.requeue:
             rows = (
                 rec.requeue(status="failed")
@@ -183,7 +203,7 @@ def run(args: argparse.Namespace) -> int:
             source=args.source,
             since=args.since,
             until=args.until,
-            time="updated_at" if args.time == "updated" else args.time,
+            time=_time_column(args.time),
             limit=args.limit,
         )
         if args.json:
@@ -195,6 +215,11 @@ def run(args: argparse.Namespace) -> int:
             print(f"{len(rows)} scene(s) listed; record: {total or 'empty'}", file=sys.stderr)
             print(_this_month(rec), file=sys.stderr)
     return 0
+
+
+def _time_column(choice: str) -> str:
+    """The record's time column of ``--time``."""
+    return "updated_at" if choice == "updated" else choice
 
 
 GB = 1e9

@@ -188,3 +188,25 @@ def test_usage_of_the_data_quota(out, capsys):
     code, stdout, _ = _run(capsys, "--out", str(out), "--usage", "--json", "--limit", "1")
     doc = json.loads(stdout)
     assert doc["budget_gb"] == 5000.0 and [m["bytes"] for m in doc["months"]] == [4_980_000_000]
+
+
+def test_requeue_matching_takes_the_filters(out, capsys):
+    with Record.open(out) as rec:
+        for i in (2, 4):
+            rec.mark(make_scene(i).id, "processed", outputs={"detections": 0})
+    # after a model update: redo what was processed from 05:02 on (scenes 2 and 4, not 0)
+    code, stdout, _ = _run(capsys, "--out", str(out), "--status", "processed",
+                           "--since", "2024-01-15T05:02", "--requeue-matching", "--json")  # fmt: skip
+    assert code == 0
+    assert [r["id"] for r in json.loads(stdout)] == [make_scene(2).id, make_scene(4).id]
+    with Record.open(out) as rec:
+        assert rec.get(make_scene(0).id).status == "processed"
+        assert {rec.get(make_scene(i).id).status for i in (2, 4)} == {"found"}
+        assert rec.get(make_scene(1).id).status == "failed"  # not selected
+    code, stdout, _ = _run(capsys, "--out", str(out), "--status", "processed",
+                           "--since", "2030-01-01", "--requeue-matching")  # fmt: skip
+    assert code == 0 and "re-queued 0 scene(s)" in stdout
+    code, _, stderr = _run(capsys, "--out", str(out), "--requeue-matching")
+    assert code == 2 and "needs --status" in stderr
+    with Record.open(out) as rec:
+        assert rec.get(make_scene(0).id).status == "processed"  # nothing changed
