@@ -56,6 +56,12 @@ class AOI:
                 f"(bounds {minx:g}, {miny:g}, {maxx:g}, {maxy:g})",
                 "give lon/lat degrees in EPSG:4326, or a file that declares its CRS",
             )
+        if miny < 0:
+            raise UsageError(
+                f"the area of interest reaches south of the equator (to latitude {miny:g})",
+                "give an area in the northern hemisphere: the grids are polar stereographic "
+                "north (EPSG:3413) and the classifier learned Arctic polar lows",
+            )
         self.geometry: BaseGeometry = shapely.normalize(geometry)
         self.label = label
         self._arctic: BaseGeometry | None = None

@@ -112,6 +112,8 @@ def test_key_is_stable_and_distinguishes():
         ((0, 60, 200, 70), "east longitude 200 is outside"),
         ((10, 60, 10, 70), "the box is empty"),
         ((float("nan"), 60, 10, 70), "not a number"),
+        ((-60, -75, -30, -60), "south of the equator (to latitude -75)"),  # the Weddell Sea
+        ((0, -5, 10, 60), "south of the equator (to latitude -5)"),
     ],
 )
 def test_bbox_refused(bbox, words):
@@ -247,3 +249,13 @@ def test_lonlat_fast_path_agrees_with_epsg3413(aoi):
             checked += 1
             hits += aoi.intersects(fp)
     assert checked > 300 and 0 < hits < checked
+
+
+def test_an_antarctic_area_file_is_refused(tmp_path):
+    """A polygon in Antarctic polar stereographic (EPSG:3031) around the Ross Sea."""
+    f = tmp_path / "ross.gpkg"
+    ross = box(-500_000, -1_500_000, 500_000, -1_000_000)
+    gpd.GeoDataFrame(geometry=[ross], crs="EPSG:3031").to_file(f, engine="pyogrio")
+    with pytest.raises(UsageError, match="south of the equator") as exc:
+        AOI.from_file(f)
+    assert "northern hemisphere" in exc.value.fix
