@@ -173,6 +173,8 @@ def format_summary(s: dict) -> str:
             forecast.append(f"{label}: {path}")
     if forecast:
         lines.append("forecast: " + "  ".join(forecast))
+    if o.get("log"):
+        lines.append(f"log: {o['log']}")
     cl = s.get("cluster") or {}
     if cl.get("mode"):
         extra = f", dashboard {cl['dashboard']}" if cl.get("dashboard") else ""

@@ -66,6 +66,12 @@ class ScanConfig(StrictModel):
         description="which of a scene's original SAFE and COG twin to use when CDSE has both; "
         "auto = the COG twin for s3/mount, the original for download",
     )
+    keep_logs: int = Field(
+        90,
+        ge=0,
+        description="run logs kept under <out>/logs (one per run, every INFO line whatever -q "
+        "says; the newest this many stay); 0: none written",
+    )
     keep_downloads: bool = Field(
         False,
         description="keep downloaded products under <out>/downloads; false: each is deleted as "

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from polarscan.common.atomic import sweep_leftovers
+from polarscan.common.runlog import run_log
 from scanner.outputs.gpkg_tx import recover
 from scanner.scan import quota
 from scanner.scan.checks import (
@@ -90,6 +91,7 @@ def scan(request: ScanRequest, config: ScanConfig, *, progress: bool = True) -> 
         lock = stack.enter_context(rec.lock(run_id, config.claim_ttl_s))
         sweep_leftovers(out)  # what a killed run left half-written (we hold the lock)
         recover(gpkg_path(out))  # and its unfinished GeoPackage transaction
+        log_file = stack.enter_context(run_log(out / "logs", run_id, config.keep_logs))
         rec.start_run(run_id, _parameters(request, config, aoi, model_path))
         stack.push(_run_closer(rec, run_id))  # a run that dies says so in the record
         begin, end, published_after = time_window(
@@ -126,6 +128,7 @@ def scan(request: ScanRequest, config: ScanConfig, *, progress: bool = True) -> 
                 "gpkg": str(gpkg_path(out)),
                 "stac": str(out / "stac" / "catalog.json"),
                 "record": str(rec.path),
+                **({"log": str(log_file)} if log_file else {}),
             },
             started=started,
         )
