@@ -32,6 +32,7 @@ COMMAND_MODULES = (
     "polarscan.commands.mosaic",
     "polarscan.commands.sources",
     "polarscan.commands.catalog",
+    "polarscan.commands.status",
     "polarscan.commands.scan",
 )
 

@@ -86,6 +86,8 @@ def record_dir(tmp_path) -> Path:
     with Record.open(d) as rec:
         rec.upsert(make_scenes(4))
         rec.mark(make_scene(1).id, "failed", error="HTTP 503")
+        rec.start_run("20261130T021500-1-aaaa", {})
+        rec.finish_run("20261130T021500-1-aaaa", {"processed": 0})
     return d
 
 
@@ -112,7 +114,10 @@ def json_cases(record_dir: Path, mosaic_tif: Path) -> dict[str, list[list[str]]]
             ["catalog", *out, "--requeue", *ids, "--json"],
             ["catalog", *out, "--clear-lock", "--json"],
             ["catalog", *out, "--forget", *ids, "--json"],
+            ["catalog", *out, "--check", "--json"],
+            ["catalog", *out, "--status", "failed", "--requeue-matching", "--json"],
         ],
+        "status": [["status", *out, "--json"]],
         "predict": [
             [
                 "predict",
