@@ -2,9 +2,9 @@
 for a person in the morning or a monitoring check (exit 1 on a problem).
 
 Problems (each with its fix): no run yet; no run finished within ``max_age_h``; the last run
-failed, or died without a word while holding the lock; scenes that failed ``max_attempts``
-times, which no run retries. Warnings: the last run was partial, interrupted or abandoned;
-the month's fetched bytes are past 90 % of the data quota. The rest is information: the last
+failed; scenes that failed ``max_attempts`` times, which no run retries. Warnings: the last run
+was partial, interrupted or abandoned; a dead run left the scan lock (the next run takes it
+over); the month's fetched bytes are past 90 % of the data quota. The rest is information: the last
 run, the lock, the scenes by status, the quota.
 """
 
