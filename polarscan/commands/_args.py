@@ -18,6 +18,7 @@ import json
 import math
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from polarscan.common.dates import parse_date
@@ -200,3 +201,17 @@ def check_limit(limit: int | None) -> None:
 def print_json(value: Any, indent: int | None = None, default: Any = None) -> None:
     """``value`` as JSON on stdout, one trailing newline."""
     print(json.dumps(value, indent=indent, default=default))
+
+
+def existing_record(out: Path) -> Path:
+    """``<out>/record.sqlite``, or a :class:`UsageError` saying there is none (the commands that
+    read a scan folder: ``catalog``, ``status``)."""
+    from scanner.record import record_path
+
+    path = record_path(out)
+    if not path.is_file():
+        raise UsageError(
+            f"no scan record at {path}",
+            "check --out (a scan writes <out>/record.sqlite on its first run)",
+        )
+    return path

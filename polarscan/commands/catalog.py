@@ -15,6 +15,7 @@ from polarscan.commands._args import (
     add_json,
     add_limit,
     add_window,
+    existing_record,
     print_json,
 )
 
@@ -118,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from polarscan.common.errors import UsageError
-    from scanner.record import Record, record_path
+    from scanner.record import Record
 
     if args.config is not None and not args.relink_tracks:
         raise UsageError(
@@ -133,12 +134,7 @@ def run(args: argparse.Namespace) -> int:
 
         return check_outputs(args)
     out = Path(args.out)
-    path = record_path(out)
-    if not path.is_file():
-        raise UsageError(
-            f"no scan record at {path}",
-            "check --out (a scan writes <out>/record.sqlite on its first run)",
-        )
+    path = existing_record(out)
     # with --json, stdout holds the JSON only: what is said to a person goes to stderr
     say = sys.stderr if args.json else sys.stdout
     with Record(path, create=False) as rec:

@@ -10,20 +10,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from polarscan.commands._args import print_json
+from polarscan.commands._args import existing_record, print_json
 
 
 def check_outputs(args: argparse.Namespace) -> int:
-    from polarscan.common.errors import UsageError
     from scanner.outputs.verify import check_folder
-    from scanner.record import record_path
 
     out = Path(args.out)
-    if not record_path(out).is_file():
-        raise UsageError(
-            f"no scan record at {record_path(out)}",
-            "check --out (a scan writes <out>/record.sqlite on its first run)",
-        )
+    existing_record(out)
     report = check_folder(out)
     if args.json:
         print_json(report.as_dict(), indent=1)

@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from polarscan.commands._args import DEFAULT_OUT, add_command, add_json, print_json
+from polarscan.commands._args import (
+    DEFAULT_OUT,
+    add_command,
+    add_json,
+    existing_record,
+    print_json,
+)
 
 HELP = """\
 One screen on the scans into OUT, from its record: the last run (status, times, counts, log), the
@@ -32,19 +38,14 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from polarscan.common.errors import UsageError
-    from scanner.record import Record, record_path
+    from scanner.record import Record
     from scanner.record.health import health
 
     out = Path(args.out)
-    if not record_path(out).is_file():
-        raise UsageError(
-            f"no scan record at {record_path(out)}",
-            "check --out (a scan writes <out>/record.sqlite on its first run)",
-            key="out",
-        )
+    path = existing_record(out)
     if args.max_age_h <= 0:
         raise UsageError(f"--max-age-h must be positive, not {args.max_age_h:g}", "give hours")
-    with Record(record_path(out), create=False) as rec:
+    with Record(path, create=False) as rec:
         h = health(out, rec, args.max_age_h)
     if args.json:
         print_json(h.as_dict(), indent=1, default=str)
