@@ -40,6 +40,16 @@ COMMAND_MODULES = (
 TF_COMMANDS = frozenset({"predict", "train", "evaluate", "explain", "scan"})
 
 
+class _Version(argparse.Action):
+    """``--version``: the versions, read only when asked (argparse's own takes a fixed text)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from polarscan.common.versions import version_text
+
+        print(version_text())
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="polarscan",
@@ -49,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
         "-v", "--verbose", action="count", default=0, help="more logging; tracebacks on errors"
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    parser.add_argument(
+        "--version", action=_Version, nargs=0, help="polarscan's version and its packages'"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)

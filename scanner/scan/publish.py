@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from polarscan.common.errors import FileLockedError, as_disk_full
+from polarscan.common.versions import package_versions
 from scanner.mosaic.result import MosaicResult
 from scanner.record import SceneStatus
 from scanner.record.fetches import FetchRow
@@ -249,7 +250,7 @@ class Publisher:
             "n_detections": c.detections,
             "n_failed": c.failed,
             "parameters": {"source": s.source, "aoi": s.aoi, **s.window},
-            "versions": _versions(),
+            "versions": package_versions(),
             "timings": s.timings,
             "errors": [f.to_dict() for f in s.failures],
         }
@@ -307,16 +308,4 @@ def detection_summaries(mosaic: MosaicResult, indices) -> list[Detection]:
         lon, lat = to_lonlat.transform(c.x, c.y)
         p = float(mosaic.probabilities[int(i)])
         out.append(Detection(mosaic.mosaic_id, w.id, p, float(lon), float(lat)))
-    return out
-
-
-def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {}
-    for pkg in ("polarscan", "tensorflow", "keras", "rasterio", "dask", "distributed"):
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            continue
     return out

@@ -216,3 +216,17 @@ def test_model_geometry_is_the_one_reader():
     with pytest.raises(UsageError, match="not a fixed square") as err:
         model_geometry(keras.Model(wide, keras.layers.GlobalAveragePooling2D()(wide)))
     assert err.value.key == "model"
+
+
+def test_version_names_polarscan_and_its_packages():
+    import subprocess
+    import sys
+    from importlib.metadata import version
+
+    proc = subprocess.run([sys.executable, "cli.py", "--version"], cwd=REPO, capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    first, second = proc.stdout.splitlines()
+    assert first == f"polarscan {version('polarscan')}"
+    assert f"keras {version('keras')}" in second and f"rasterio {version('rasterio')}" in second
+    assert second.startswith("Keras backend: ")
