@@ -164,6 +164,8 @@ def render_html(
                     for f in summary.get("failures", []))  # fmt: skip
     notices = "".join(f"<li>{escape(n)}</li>" for n in summary.get("notices", []))
     files = [("QGIS project", "polarscan.qgz"), ("GeoPackage", "detections.gpkg")]
+    if (summary.get("outputs") or {}).get("log"):  # the run's log (logs/<run id>.log)
+        files.append(("run log", f"logs/{Path(summary['outputs']['log']).name}"))
     links = " · ".join(f'<a href="{escape(root + f)}">{n}</a>' for n, f in files)
     nothing = '<p class="none" id="nothing-new">No scene was processed in this run.</p>'
     return f"""<!DOCTYPE html>

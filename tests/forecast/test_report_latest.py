@@ -203,3 +203,15 @@ def test_a_run_that_only_deferred_scenes_says_so_on_both_pages(out):
     assert latest.facts["run"] == "run-1"
     assert latest.banner == ("Last checked 2022-11-30 06:00 UTC (run run-2): no new scenes "
                              f"since.{notice}")  # fmt: skip (the <br> is not text)
+
+
+def test_a_run_with_a_log_links_it(out):
+    """The run's page and the latest page link the run's log file (``logs/<run id>.log``)."""
+    summary = substantive("run-1", write_night(out, "m1", 0, 0.0, "run-1"), 3)
+    log = out / "logs" / "run-1.log"
+    log.parent.mkdir(parents=True)
+    log.write_text("…")
+    summary["outputs"]["log"] = str(log)
+    write_report(out, summary)
+    own, latest = pages(out, "run-1")  # every link resolves, the log's included
+    assert "../../logs/run-1.log" in own.refs() and "../logs/run-1.log" in latest.refs()
