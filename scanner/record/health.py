@@ -1,8 +1,8 @@
 """``polarscan status``: is the nightly scan into a folder healthy? Read from its record only,
 for a person in the morning or a monitoring check (exit 1 on a problem).
 
-Problems (each with its fix): no run yet; no run finished within ``max_age_h``; the last run
-failed; scenes that failed ``max_attempts`` times, which no run retries. Warnings: the last run
+Problems (each with its fix): no run yet; no run finished within ``max_age_h`` (while no scan
+runs), or the running scan started longer ago than that (it may hang); the last run failed; scenes that failed ``max_attempts`` times, which no run retries. Warnings: the last run
 was partial, interrupted or abandoned; a dead run left the scan lock (the next run takes it
 over); the month's fetched bytes are past 90 % of the data quota. The rest is information: the last
 run, the lock, the scenes by status, the quota.
@@ -54,8 +54,8 @@ def health(out: Path, rec: Record, max_age_h: float, now: datetime | None = None
     runs = rec.runs(limit=50)
     config = (runs[0]["parameters"].get("config") or {}) if runs else {}
     max_attempts = int(config.get("max_attempts") or DEFAULT_MAX_ATTEMPTS)
-    _lock(h, rec, now)
-    _runs(h, out, runs, max_age_h, now)
+    running = _lock(h, rec, now)
+    _runs(h, out, runs, max_age_h, now, running)
     failed = rec.scenes(status=SceneStatus.FAILED.value)
     h.out_of_attempts = sum(1 for r in failed if r.attempts >= max_attempts)
     if h.out_of_attempts:
@@ -69,20 +69,25 @@ def health(out: Path, rec: Record, max_age_h: float, now: datetime | None = None
     return h
 
 
-def _lock(h: Health, rec: Record, now: datetime) -> None:
+def _lock(h: Health, rec: Record, now: datetime) -> datetime | None:
+    """Say who holds the scan lock; the start of a live holder's run (None if none)."""
     holder = rec.lock_holder()
     if holder is None:
-        return
+        return None
     if holder.is_stale(now):
         h.lock = f"stale: {holder.describe()}"
         h.items.append(Item("warning", f"the scan lock of a dead {holder.describe()} is left",
                             "nothing to do: the next run takes it over (or catalog "
                             "--clear-lock)"))  # fmt: skip
-    else:
-        h.lock = f"held by {holder.describe()}"
+        return None
+    h.lock = f"held by {holder.describe()}"
+    return holder.since
 
 
-def _runs(h: Health, out: Path, runs: list[dict], max_age_h: float, now: datetime) -> None:
+def _runs(
+    h: Health, out: Path, runs: list[dict], max_age_h: float, now: datetime,
+    running: datetime | None,
+) -> None:  # fmt: skip
     if not runs:
         h.items.append(Item("problem", "no scan has run into this folder yet",
                             "run polarscan scan --out … (cron: see the README)"))  # fmt: skip
@@ -95,7 +100,11 @@ def _runs(h: Health, out: Path, runs: list[dict], max_age_h: float, now: datetim
     finished = [r for r in runs if r.get("finished")]
     newest = max((from_iso(r["finished"]) for r in finished), default=None)
     age_h = None if newest is None else (now - newest).total_seconds() / 3600
-    if age_h is None or age_h > max_age_h:
+    if running is not None and (now - running).total_seconds() / 3600 > max_age_h:
+        h.items.append(Item("problem", f"the running scan started more than {max_age_h:g} h ago "
+                            f"({running:%Y-%m-%d %H:%M} UTC)", "see its log; if it hangs, stop "
+                            "it (SIGTERM releases its scenes)"))  # fmt: skip
+    elif running is None and (age_h is None or age_h > max_age_h):
         since = "ever" if newest is None else f"since {newest:%Y-%m-%d %H:%M} UTC"
         h.items.append(Item("problem", f"no run has finished {since} (more than {max_age_h:g} h)",
                             "check the cron job or systemd timer, and the last run's log"))  # fmt: skip

@@ -127,3 +127,32 @@ def test_a_dead_runs_lock_and_the_quota(out, capsys):
     assert "lock: stale: run 20261130T021500-9-dead" in stdout
     assert "warning: the scan lock of a dead run 20261130T021500-9-dead" in stdout
     assert "warning: 0.95 of 1 GB of" in stdout and "0.95 GB of 1 GB" in stdout
+
+
+def test_a_running_scan_counts_as_recent_until_it_runs_too_long(out):
+    """The nightly cron started late: the last finished run is 30 h old, but a scan runs now
+    (a live holder of the lock). Healthy, until that scan has run longer than the limit."""
+    import sqlite3
+
+    from scanner.record.db import iso
+
+    with Record.open(out) as rec:
+        night(rec, "20261128T021500-1-aaaa")
+        now = datetime.now(UTC)
+        with sqlite3.connect(out / "record.sqlite") as con:  # it finished 30 h ago
+            con.execute("UPDATE runs SET finished = ? WHERE run_id = ?",
+                        (iso(now - timedelta(hours=30)), "20261128T021500-1-aaaa"))  # fmt: skip
+        assert not health(out, rec, 26, now=now).ok  # no scan running: too old
+        lock = rec.lock("20261130T021500-1-bbbb")
+        lock.acquire()
+        rec.start_run("20261130T021500-1-bbbb", CONFIG)
+        try:
+            h = health(out, rec, 26, now=now + timedelta(hours=1))
+            assert h.ok and h.items == [] and h.lock.startswith("held by run 20261130T021500")
+            assert h.last_run["status"] == "running"
+            h = health(out, rec, 26, now=now + timedelta(hours=30))
+        finally:
+            lock.release()
+    [item] = h.items
+    assert item.level == "problem" and "running scan started more than 26 h ago" in item.what
+    assert "SIGTERM" in item.fix
