@@ -17,9 +17,9 @@ HELP = """\
 One screen on the scans into OUT, from its record: the last run (status, times, counts, log), the
 scan lock, the scenes by status, this month's data quota; then each problem with its fix: no
 run yet, none finished within --max-age-h while no scan runs, a running scan started longer
-ago than that, the last run failed, scenes that failed
-max_attempts times (no run retries them). Warnings (a partial, interrupted or abandoned last
-run; a dead run's lock; 90 % of the data quota fetched) do not change the exit code.
+ago than that, the last run failed, scenes that failed max_attempts times (no run retries
+them). Warnings (a partial, interrupted or abandoned last run; a dead run's lock; 90 % of the
+data quota fetched) do not change the exit code.
 Exit 0: healthy; 1: a problem (for a monitoring check); 2: no record at OUT.
 """
 
