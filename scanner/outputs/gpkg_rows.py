@@ -47,6 +47,21 @@ def blob(geom: Any, srs_id: int) -> bytes | None:
     return head + struct.pack("<4d", minx, maxx, miny, maxy) + wkb
 
 
+def header(data: bytes | None) -> tuple[int, tuple[float, ...] | None] | None:
+    """(flags, envelope) of a GeoPackage blob, the envelope ``(minx, maxx, miny, maxy)`` or
+    None when the blob has none; None for NULL or what is not such a blob."""
+    if data is None or len(data) < 8 or data[:2] != b"GP":
+        return None
+    flags = data[3]
+    order = "<" if flags & _LITTLE_ENDIAN else ">"
+    has_envelope = (flags >> 1) & 0b111
+    return flags, struct.unpack_from(order + "4d", data, 8) if has_envelope else None
+
+
+def is_empty(flags: int) -> bool:
+    return bool(flags & _EMPTY)
+
+
 def geometry(data: bytes | None) -> Any:
     """The shapely geometry of a GeoPackage blob (either byte order, any envelope)."""
     import shapely

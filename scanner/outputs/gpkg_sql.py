@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-import struct
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from pathlib import Path
+
+from scanner.outputs import gpkg_rows
 
 GPKG_APPLICATION_ID = 0x47504B47  # "GPKG"
 
@@ -140,31 +141,19 @@ def has_index(con: sqlite3.Connection, name: str) -> bool:
     return row.fetchone() is not None
 
 
-def _header(blob):
-    """(flags, envelope) of a GeoPackage geometry blob; envelope is (minx, maxx, miny, maxy)."""
-    if blob is None or len(blob) < 8 or blob[:2] != b"GP":
-        return None, None
-    flags = blob[3]
-    order = "<" if flags & 1 else ">"
-    kind = (flags >> 1) & 0b111
-    env = struct.unpack_from(order + "4d", blob, 8) if kind else None
-    return flags, env
-
-
 def _is_empty(blob):
-    flags, _ = _header(blob)
-    return None if flags is None else (flags >> 4) & 1
+    head = gpkg_rows.header(blob)
+    return None if head is None else int(gpkg_rows.is_empty(head[0]))
 
 
 def _bound(i: int):
     def f(blob):
-        flags, env = _header(blob)
-        if flags is None or (flags >> 4) & 1:
+        head = gpkg_rows.header(blob)
+        if head is None or gpkg_rows.is_empty(head[0]):
             return None
+        env = head[1]
         if env is None:  # no envelope (GDAL writes points without one): from the WKB
-            from scanner.outputs.gpkg_rows import geometry
-
-            minx, miny, maxx, maxy = geometry(blob).bounds
+            minx, miny, maxx, maxy = gpkg_rows.geometry(blob).bounds
             env = (minx, maxx, miny, maxy)
         return env[i]
 

@@ -37,6 +37,11 @@ log = logging.getLogger(__name__)
 SQLITE_SIDECARS = ("-journal", "-wal", "-shm")
 
 
+def with_sidecars(path: Path) -> tuple[Path, ...]:
+    """``path`` and the files SQLite may keep beside it."""
+    return (path, *(path.with_name(path.name + s) for s in SQLITE_SIDECARS))
+
+
 @dataclass(frozen=True)
 class Step:
     """A change that :func:`scanner.outputs.gpkg.write_results` runs inside its transaction:
@@ -109,13 +114,12 @@ def copy_on_write(path: Path) -> Iterator[Path]:
             work.replace(final_tmp)
         except Exception as err:
             # a full disk or file-size limit: say so (the writers' own messages rarely do)
-            written = (work, final_tmp, *(work.with_name(work.name + s) for s in SQLITE_SIDECARS))
-            full = as_disk_full(err, path, files=written)
+            full = as_disk_full(err, path, files=(final_tmp, *with_sidecars(work)))
             if full is not None:
                 raise full from err
             raise
         finally:
-            for leftover in (work, *(work.with_name(work.name + s) for s in SQLITE_SIDECARS)):
+            for leftover in with_sidecars(work):
                 leftover.unlink(missing_ok=True)
 
 
@@ -155,10 +159,10 @@ def transaction(path: Path, timeout_s: float | None = None) -> Iterator[sqlite3.
     a message saying so."""
     from scanner.outputs.gpkg_sql import register_gpkg_functions
 
-    # isolation_level=None: the module does not open transactions; BEGIN IMMEDIATE takes the
-    # write lock now (readers go on) and waits up to the lock timeout for one in progress
     if timeout_s is None:
         timeout_s = LOCK_TIMEOUT_S
+    # isolation_level=None: the module does not open transactions; BEGIN IMMEDIATE takes the
+    # write lock now (readers go on) and waits up to the lock timeout for one in progress
     con = sqlite3.connect(path, timeout=timeout_s, isolation_level=None)
     try:
         register_gpkg_functions(con)
@@ -185,8 +189,7 @@ def transaction(path: Path, timeout_s: float | None = None) -> Iterator[sqlite3.
                 "import scanner (or sqlite3) before tensorflow, or run the scan from the command "
                 "line",
             ) from err
-        files = (path, *(path.with_name(path.name + s) for s in SQLITE_SIDECARS))
-        full = as_disk_full(err, path, files=files)
+        full = as_disk_full(err, path, files=with_sidecars(path))
         if full is not None:
             raise full from err
         raise
