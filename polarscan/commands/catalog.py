@@ -224,11 +224,8 @@ GB = 1e9
 def _budget_gb(rec) -> tuple[bool, float | None]:
     """(known, GB per month) from the last run's config: the budget the next run would apply
     if its config is unchanged."""
-    for run in rec.runs(limit=1):
-        config = (run.get("parameters") or {}).get("config") or {}
-        if "quota_gb_per_month" in config:
-            return True, config["quota_gb_per_month"]
-    return False, None
+    config = rec.last_config()
+    return "quota_gb_per_month" in config, config.get("quota_gb_per_month")
 
 
 def _this_month(rec) -> str:

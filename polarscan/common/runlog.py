@@ -15,16 +15,22 @@ log = logging.getLogger(__name__)
 FORMAT = "%(asctime)sZ %(levelname)s %(name)s: %(message)s"
 
 
+def log_path(out: Path, run_id: str) -> Path:
+    """Where the run ``run_id`` into the scan folder ``out`` writes its log."""
+    return out / "logs" / f"{run_id}.log"
+
+
 @contextlib.contextmanager
-def run_log(folder: Path, run_id: str, keep: int) -> Iterator[Path | None]:
+def run_log(out: Path, run_id: str, keep: int) -> Iterator[Path | None]:
     """While the block runs, write every log record of INFO and above to
-    ``folder/<run_id>.log`` (UTC times); the console keeps its own level. Afterwards only the
-    ``keep`` newest logs stay (run ids sort by start time). ``keep`` 0: no file (yields None)."""
+    :func:`log_path` (UTC times); the console keeps its own level. Afterwards only the ``keep``
+    newest logs stay (run ids sort by start time). ``keep`` 0: no file (yields None)."""
     if keep <= 0:
         yield None
         return
+    path = log_path(out, run_id)
+    folder = path.parent
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{run_id}.log"
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setLevel(logging.INFO)
     formatter = logging.Formatter(FORMAT, "%Y-%m-%dT%H:%M:%S")

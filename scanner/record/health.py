@@ -15,7 +15,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from polarscan.common.runlog import log_path
 from scanner.record.db import from_iso
+from scanner.record.fetches import month_of
 from scanner.record.status import RunStatus, SceneStatus
 from scanner.record.store import DEFAULT_MAX_ATTEMPTS, Record
 
@@ -52,7 +54,7 @@ def health(out: Path, rec: Record, max_age_h: float, now: datetime | None = None
     now = now or datetime.now(UTC)
     h = Health(str(out), scenes={k: v for k, v in rec.counts().items() if v})
     runs = rec.runs(limit=50)
-    config = (runs[0]["parameters"].get("config") or {}) if runs else {}
+    config = rec.last_config()
     max_attempts = int(config.get("max_attempts") or DEFAULT_MAX_ATTEMPTS)
     running = _lock(h, rec, now)
     _runs(h, out, runs, max_age_h, now, running)
@@ -94,7 +96,7 @@ def _runs(
         return
     last = runs[0]
     h.last_run = {k: last.get(k) for k in ("run_id", "status", "started", "finished", "counts")}
-    log = out / "logs" / f"{last['run_id']}.log"
+    log = log_path(out, last["run_id"])
     if log.is_file():
         h.last_run["log"] = str(log)
     finished = [r for r in runs if r.get("finished")]
@@ -123,8 +125,8 @@ def _runs(
 
 
 def _quota(h: Health, rec: Record, config: dict, now: datetime) -> None:
-    month = f"{now:%Y-%m}"
-    used = sum(u.bytes for u in rec.usage(months=1) if u.month == month)
+    month = month_of(now)
+    used = rec.fetched_in_month(month)
     budget = config.get("quota_gb_per_month")
     h.quota = {"month": month, "used_gb": round(used / 1e9, 3), "budget_gb": budget}
     if budget and used >= QUOTA_WARNING * budget * 1e9:

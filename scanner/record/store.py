@@ -461,6 +461,12 @@ class Record:
                 (iso(now_utc()), status.value, json.dumps(counts or {}, sort_keys=True), run_id),
             )
 
+    def last_config(self) -> dict[str, Any]:
+        """The scan config the latest run recorded (empty before any run): what the next run
+        applies if its config is unchanged."""
+        runs = self.runs(limit=1)
+        return (runs[0]["parameters"].get("config") or {}) if runs else {}
+
     def runs(self, limit: int = 20) -> list[dict[str, Any]]:
         rows = self._read("SELECT * FROM runs ORDER BY started DESC LIMIT ?", (limit,))
         return [

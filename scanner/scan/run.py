@@ -91,7 +91,7 @@ def scan(request: ScanRequest, config: ScanConfig, *, progress: bool = True) -> 
         lock = stack.enter_context(rec.lock(run_id, config.claim_ttl_s))
         sweep_leftovers(out)  # what a killed run left half-written (we hold the lock)
         recover(gpkg_path(out))  # and its unfinished GeoPackage transaction
-        log_file = stack.enter_context(run_log(out / "logs", run_id, config.keep_logs))
+        log_file = stack.enter_context(run_log(out, run_id, config.keep_logs))
         rec.start_run(run_id, _parameters(request, config, aoi, model_path))
         stack.push(_run_closer(rec, run_id))  # a run that dies says so in the record
         begin, end, published_after = time_window(

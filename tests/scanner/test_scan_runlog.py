@@ -23,7 +23,7 @@ def test_the_file_gets_info_while_the_console_keeps_its_level(tmp_path):
     root.addHandler(handler)
     root.setLevel(logging.WARNING)  # as -q sets it
     try:
-        with run_log(tmp_path / "logs", "20261130T020000-1-abcd", keep=5) as path:
+        with run_log(tmp_path, "20261130T020000-1-abcd", keep=5) as path:
             logging.getLogger("scanner.test").info("wrote 2 mosaic(s)")
             logging.getLogger("scanner.test").warning("a warning")
         assert root.level == logging.WARNING and handler.level == logging.NOTSET  # restored
