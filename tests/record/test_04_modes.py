@@ -12,7 +12,7 @@ import pytest
 from polarscan import cli
 from scanner.record import Record, record_path
 from scanner.record.db import SCHEMA_VERSION
-from tests.support.record_helpers import make_scene, v2_schema
+from tests.support.record_helpers import insert_old_scene, make_scene, v2_schema
 
 IW_NAME = "S1A_IW_GRDH_1SDV_20240115T050000_20240115T050025_052000_05A000_0A0A"
 
@@ -33,12 +33,7 @@ def _old_record(path, scenes) -> None:
     con = sqlite3.connect(path)
     con.executescript(_v1_schema())
     for s in scenes:
-        con.execute(
-            "INSERT INTO scenes (source, id, name, start, stop, status, attempts, found_at, "
-            "updated_at) VALUES (?, ?, ?, ?, ?, 'processed', 1, ?, ?)",
-            (s.source, s.id, s.name, s.start.isoformat(), s.stop.isoformat(),
-             s.start.isoformat(), s.start.isoformat()),
-        )  # fmt: skip
+        insert_old_scene(con, s, "processed", 1)
     con.execute("PRAGMA user_version = 1")
     con.commit()
     con.close()

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from scanner.record import Record, record_path
 from scanner.record.db import SCHEMA_VERSION
 from scanner.record.fetches import FetchRow, month_of, next_month
-from tests.support.record_helpers import make_scene, v2_schema
+from tests.support.record_helpers import insert_old_scene, make_scene, v2_schema
 
 
 def _row(sid: str, n: int, at: datetime, **kw) -> FetchRow:
@@ -74,13 +74,7 @@ def test_a_version_2_record_gets_the_table_in_place(tmp_path):
     con = sqlite3.connect(path)
     con.executescript(v2_schema())
     s = make_scene(1)
-    con.execute(
-        "INSERT INTO scenes (source, id, name, start, stop, status, attempts, found_at, "
-        "updated_at, mode, polarisations) VALUES (?, ?, ?, ?, ?, 'found', 0, ?, ?, 'EW', "
-        "'HH+HV')",
-        (s.source, s.id, s.name, s.start.isoformat(), s.stop.isoformat(),
-         s.start.isoformat(), s.start.isoformat()),
-    )  # fmt: skip
+    insert_old_scene(con, s, "found", 0, mode="EW", polarisations="HH+HV")
     con.execute("PRAGMA user_version = 2")
     con.commit()
     assert "fetches" not in {r[0] for r in con.execute("SELECT name FROM sqlite_master")}

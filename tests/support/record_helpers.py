@@ -145,3 +145,13 @@ def v2_schema() -> str:
     from scanner.record.db import SCHEMA
 
     return ";".join(s for s in SCHEMA.split(";") if "fetches" not in s)
+
+
+def insert_old_scene(con, s: Scene, status: str, attempts: int, **extra) -> None:
+    """Scene ``s`` inserted with plain SQL, as an older version's record held it (its schema
+    may lack today's columns, so no ``upsert``); ``extra`` gives more columns (``mode``…)."""
+    cols = {"source": s.source, "id": s.id, "name": s.name, "start": s.start.isoformat(),
+            "stop": s.stop.isoformat(), "status": status, "attempts": attempts,
+            "found_at": s.start.isoformat(), "updated_at": s.start.isoformat(), **extra}  # fmt: skip
+    marks = ", ".join("?" * len(cols))
+    con.execute(f"INSERT INTO scenes ({', '.join(cols)}) VALUES ({marks})", tuple(cols.values()))
